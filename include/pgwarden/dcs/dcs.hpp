@@ -1,0 +1,66 @@
+#pragma once
+// What the HA logic needs from a distributed configuration store, whatever the backend
+// (etcd v3, Kubernetes). Every call is bounded by the retry_timeout given at construction
+// and reports failure as a Status: kUnavailable when the store could not be reached,
+// kConflict when another writer won, kInvalid for contents we refuse to trust.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "pgwarden/config/config.hpp"
+#include "pgwarden/dcs/cluster.hpp"
+#include "pgwarden/util/status.hpp"
+
+namespace pgwarden::dcs {
+
+class Dcs {
+ public:
+  virtual ~Dcs() = default;
+
+  // Reads the whole cluster (one range read / list). Malformed values are skipped with a
+  // warning rather than failing the read, as Patroni does.
+  virtual Result<Cluster> load_cluster() = 0;
+
+  // Publishes this member's data (JSON object) under members/<name>, bound to our session
+  // so it disappears when we stop renewing.
+  virtual Status touch_member(const nlohmann::json& data) = 0;
+
+  // Creates the leader key with our name only if absent, bound to a lease of `ttl`.
+  // kConflict if somebody holds it.
+  virtual Status attempt_to_acquire_leader() = 0;
+
+  // Renews our leadership: keeps the lease alive and checks that the key still names us.
+  // Also records `last_lsn` (status.optime) when given. kConflict if the key is not ours.
+  virtual Status update_leader(std::optional<int64_t> last_lsn) = 0;
+
+  // Deletes the leader key if it is ours (after writing last_lsn when given).
+  virtual Status delete_leader(std::optional<int64_t> last_lsn) = 0;
+
+  // Writes the initialize key. create_new: only if absent (the bootstrap race).
+  virtual Status initialize(bool create_new, const std::string& sysid) = 0;
+  virtual Status cancel_initialization() = 0;
+
+  // Writes the dynamic config; with `index`, only if unchanged since then (CAS).
+  virtual Status set_config_value(const std::string& json, std::optional<int64_t> index) = 0;
+  virtual Status set_history_value(const std::string& json) = 0;
+  virtual Status set_failover_value(const std::string& json, std::optional<int64_t> index) = 0;
+
+  // Changes the lease TTL used from now on (dynamic config changed).
+  virtual void set_ttl(int ttl_seconds) = 0;
+  virtual void set_retry_timeout(int seconds) = 0;
+
+  // Blocks until something under the cluster prefix changes or `timeout` passes, or
+  // wake() is called. Returns true if woken by a change.
+  virtual bool watch(std::chrono::milliseconds timeout) = 0;
+  virtual void wake() = 0;
+
+  // Releases the session (lease) on clean shutdown so our member key goes at once.
+  virtual void close() = 0;
+};
+
+// Builds the backend the config names (etcd3 now). Invalid if none is configured.
+Result<std::unique_ptr<Dcs>> make_dcs(const config::Config& cfg);
+
+}  // namespace pgwarden::dcs

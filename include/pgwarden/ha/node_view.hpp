@@ -1,0 +1,52 @@
+#pragma once
+// What the HA loop publishes after each cycle for readers (REST API, metrics). Plain data;
+// readers get a copy and never touch the loop.
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "pgwarden/dcs/cluster.hpp"
+
+namespace pgwarden::ha {
+
+struct NodeView {
+  std::string name;
+  std::string scope;
+  std::string state = "stopped";   // Patroni's postgres state string (running, starting, ...)
+  std::string role = "uninitialized";  // master | replica | demoted | uninitialized | ...
+  bool is_leader = false;          // holds the leader lock as of the last cycle
+  std::optional<dcs::Cluster> cluster;  // last successful DCS read
+  double dcs_last_seen = 0;        // epoch seconds of that read (0: never)
+  bool paused = false;
+  int ttl = 30;
+  int loop_wait = 10;
+  double next_scheduled_run = 0;   // epoch seconds; for /liveness
+  nlohmann::json tags = nlohmann::json::object();
+  std::string api_url;
+  std::string conn_url;
+  bool pending_restart = false;
+  std::string last_decision;       // one line: what the loop did and why
+};
+
+// Single-writer (HA loop), many-reader board holding the latest NodeView.
+class NodeBoard {
+ public:
+  void publish(NodeView v) {
+    std::lock_guard<std::mutex> l(mu_);
+    view_ = std::move(v);
+  }
+  NodeView read() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return view_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  NodeView view_;
+};
+
+}  // namespace pgwarden::ha

@@ -1,0 +1,92 @@
+#pragma once
+// Runs and inspects the local PostgreSQL: initdb, configuration files, pg_ctl start/stop/
+// promote, state queries over libpq. Knows nothing about leaders or the DCS.
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pgwarden/config/config.hpp"
+#include "pgwarden/util/process.hpp"
+#include "pgwarden/util/status.hpp"
+
+namespace pgwarden::postgres {
+
+// What one SQL round trip tells about the running server.
+struct PgState {
+  bool in_recovery = false;
+  int server_version = 0;                 // e.g. 150004
+  int timeline = 0;
+  int64_t wal_position = 0;               // primary: pg_current_wal_lsn; replica: max(received, replayed)
+  int64_t received_location = 0;          // replica only
+  int64_t replayed_location = 0;          // replica only
+  std::optional<std::string> replayed_timestamp;  // str(datetime) form or nullopt
+  bool replay_paused = false;
+  std::string postmaster_start_time;      // "2023-08-30 13:23:45.123456+00:00"
+  nlohmann::json replication = nlohmann::json::array();  // pg_stat_replication rows
+  std::string system_identifier;
+  bool pending_restart = false;
+};
+
+// "0/3000060" <-> bytes.
+std::optional<int64_t> parse_lsn(const std::string& text);
+std::string format_lsn(int64_t lsn);
+
+class Postgres {
+ public:
+  // `env` is the environment PostgreSQL and its tools are started with (already without
+  // PATRONI_* / KUBERNETES_*).
+  Postgres(config::Config cfg, util::Environment env);
+
+  const config::Config& config() const { return cfg_; }
+  void set_config(config::Config cfg) { cfg_ = std::move(cfg); }
+
+  // --- data directory
+  bool data_directory_exists() const;
+  bool data_directory_empty() const;       // missing counts as empty
+  bool is_initialized() const;             // PG_VERSION present
+  // Renames the data directory to <data_dir>.failed_<YYYY-mm-dd-HH-MM-SS>; never deletes.
+  Result<std::string> move_data_directory_aside();
+  // Database system identifier from pg_controldata; empty when unknown.
+  std::string system_identifier() const;
+
+  // --- bootstrap
+  Status initdb();                         // bootstrap.initdb options, auth via temp trust
+  // Writes postgresql.conf (renaming initdb's to postgresql.base.conf the first time),
+  // pg_hba.conf, pg_ident.conf. `parameters` are the effective ones.
+  Status write_configuration(const nlohmann::json& parameters, const std::vector<std::string>& pg_hba);
+  Status write_pgpass();                   // 0600, superuser + replication entries
+  // CREATE/ALTER superuser password, replication user, bootstrap users.
+  Status create_users();
+  // Runs bootstrap.post_init with the superuser connection string as first argument.
+  Status run_post_init(std::chrono::milliseconds timeout);
+
+  // --- process control
+  // Live postmaster pid for our data directory (postmaster.pid checked against /proc).
+  std::optional<int> postmaster_pid() const;
+  bool is_running() const { return postmaster_pid().has_value(); }
+  // pg_ctl start -w; refuses (kConflict) when a live postmaster already owns the directory.
+  Status start(std::chrono::milliseconds timeout);
+  Status stop(const std::string& mode, std::chrono::milliseconds timeout);  // smart|fast|immediate
+  Status reload();
+  Status promote(std::chrono::milliseconds timeout);
+
+  // --- inspection (libpq, over the unix socket when use_unix_socket, else TCP)
+  Result<PgState> query_state() const;
+  bool is_ready() const;                   // accepts connections
+  Status execute(const std::string& sql) const;  // as superuser, for bootstrap and tests
+
+  // libpq keyword/value connection string for the superuser (post_init's first argument).
+  std::string superuser_dsn() const;
+  // postgres://host:port/postgres, advertised in the member key.
+  std::string connection_url() const;
+
+ private:
+  config::Config cfg_;
+  util::Environment env_;
+};
+
+}  // namespace pgwarden::postgres

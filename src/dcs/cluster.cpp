@@ -1,0 +1,28 @@
+#include "pgwarden/dcs/cluster.hpp"
+
+#include <algorithm>
+
+namespace pgwarden::dcs {
+
+bool Member::nofailover() const {
+  auto it = data.find("tags");
+  if (it == data.end() || !it->is_object()) return false;
+  auto nf = it->find("nofailover");
+  if (nf == it->end()) return false;
+  if (nf->is_boolean()) return nf->get<bool>();
+  if (nf->is_string()) return nf->get<std::string>() == "true";
+  return false;
+}
+
+const Member* Cluster::member(const std::string& name) const {
+  auto it = std::find_if(members.begin(), members.end(), [&](const Member& m) { return m.name == name; });
+  return it == members.end() ? nullptr : &*it;
+}
+
+bool Cluster::is_paused() const {
+  if (!config || !config->is_object()) return false;
+  auto it = config->find("pause");
+  return it != config->end() && it->is_boolean() && it->get<bool>();
+}
+
+}  // namespace pgwarden::dcs
