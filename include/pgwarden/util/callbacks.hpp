@@ -10,13 +10,13 @@
 
 #include "pgwarden/util/process.hpp"
 
-namespace pgwarden::postgres {
+namespace pgwarden::util {
 
 class CallbackExecutor {
  public:
   // `commands`: action -> command line (postgresql.callbacks). `env`: the daemon's
   // environment; every PATRONI_* variable is removed before a callback sees it.
-  CallbackExecutor(std::map<std::string, std::string> commands, util::Environment env, std::string scope);
+  CallbackExecutor(std::map<std::string, std::string> commands, Environment env, std::string scope);
   ~CallbackExecutor();
 
   // Starts the callback for `action` if one is configured; returns at once.
@@ -26,13 +26,13 @@ class CallbackExecutor {
   void set_commands(std::map<std::string, std::string> commands);
 
   // The environment a callback gets (for tests).
-  static util::Environment callback_environment(const util::Environment& env);
+  static Environment callback_environment(const Environment& env);
 
  private:
   struct Slot;
   void watch_loop();
   std::map<std::string, std::string> commands_;
-  util::Environment env_;
+  Environment env_;
   std::string scope_;
   std::mutex mu_;
   std::unique_ptr<Slot> main_, reload_;
@@ -40,4 +40,4 @@ class CallbackExecutor {
   std::thread watcher_;
 };
 
-}  // namespace pgwarden::postgres
+}  // namespace pgwarden::util
