@@ -1,1 +1,159 @@
-int main() { return 0; }
+// pgwarden: `pgwarden [--version] [--validate-config] [CONFIG.yml]`, the same command line as
+// `patroni`, so the timescaledb-single chart can exec it unchanged (also as PID 1).
+#include <CLI/CLI.hpp>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "pgwarden/api/server.hpp"
+#include "pgwarden/config/config.hpp"
+#include "pgwarden/dcs/dcs.hpp"
+#include "pgwarden/ha/loop.hpp"
+#include "pgwarden/postgres/postgres.hpp"
+#include "pgwarden/util/log.hpp"
+#include "pgwarden/version.hpp"
+
+namespace {
+
+using namespace pgwarden;
+
+constexpr int kExitInvalidConfig = 2;
+
+config::LoadResult load_config(const std::string& path, const util::Environment& env) {
+  if (!path.empty()) return config::load_from_file(path, env);
+  auto it = env.find("PATRONI_CONFIGURATION");
+  return config::load_from_string(it != env.end() ? it->second : "{}", env, "PATRONI_CONFIGURATION");
+}
+
+// One line per problem on stderr; returns false when the config is unusable.
+bool report(const config::LoadResult& r) {
+  for (const auto& w : r.warnings) spdlog::warn("{}", w);
+  for (const auto& e : r.errors) std::cerr << e << "\n";
+  return r.config.has_value();
+}
+
+// As PID 1 of a container we must reap every orphan (postmaster children re-parented to
+// us, scripts' leftovers). Like Patroni, the init role stays in a tiny parent that forwards
+// signals to the real daemon running as its child.
+int run_as_init_if_pid1() {
+  if (getpid() != 1) return -1;
+  pid_t child = fork();
+  if (child < 0) return -1;
+  if (child == 0) return -1;  // the daemon continues in the child
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, nullptr);
+  for (;;) {
+    int sig = 0;
+    siginfo_t info{};
+    timespec ts{1, 0};
+    sig = sigtimedwait(&all, &info, &ts);
+    if (sig > 0 && sig != SIGCHLD) kill(child, sig);
+    int status = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (pid == child) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+  }
+}
+
+int run_daemon(const std::string& config_path) {
+  util::Environment env = util::current_environment();
+  auto loaded = load_config(config_path, env);
+  if (!report(loaded)) return kExitInvalidConfig;
+  config::Config cfg = *loaded.config;
+  log::set_level(cfg.log_level);
+  // Patroni removes its variables from the process environment after reading them:
+  // PostgreSQL and callbacks must never see PATRONI_* (they carry passwords).
+  for (const auto& [k, v] : env)
+    if (k.rfind("PATRONI_", 0) == 0) unsetenv(k.c_str());
+  util::Environment daemon_env = util::without_prefixes(env, {"PATRONI_"});
+  util::Environment pg_env = util::without_prefixes(env, {"PATRONI_", "KUBERNETES_"});
+
+  auto dcs = dcs::make_dcs(cfg);
+  if (!dcs) {
+    std::cerr << "dcs: " << dcs.status().message() << "\n";
+    return kExitInvalidConfig;
+  }
+
+  // Signals are taken by one thread with sigwait; every other thread has them blocked.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&sigs, s);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ha::NodeBoard board;
+  auto api_pg = std::make_shared<postgres::Postgres>(cfg, pg_env);
+  api::ServerDeps deps;
+  deps.board = &board;
+  deps.query_postgres = [api_pg]() -> std::optional<postgres::PgState> {
+    auto st = api_pg->query_state();
+    if (!st) return std::nullopt;
+    return *st;
+  };
+  api::Server server(cfg.restapi, deps);
+  if (auto st = server.start(); !st) {
+    std::cerr << "restapi: " << st.message() << "\n";
+    return 1;
+  }
+
+  ha::HaLoop loop(cfg, pg_env, daemon_env, std::move(*dcs), board);
+  std::thread signals([&] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&sigs, &sig) != 0) continue;
+      if (sig == SIGUSR1) return;  // the main thread is done
+      if (sig == SIGTERM || sig == SIGINT) {
+        spdlog::info("received {}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        loop.request_stop();
+      } else if (sig == SIGHUP) {
+        auto r = load_config(config_path, env);
+        if (report(r)) loop.request_reload(*r.config);
+        else spdlog::error("SIGHUP: configuration has errors; keeping the running one");
+      }
+    }
+  });
+  int code = loop.run();
+  server.stop();
+  pthread_kill(signals.native_handle(), SIGUSR1);
+  signals.join();
+  spdlog::info("pgwarden exits with status {}", code);
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pgwarden: high availability for PostgreSQL, compatible with Patroni"};
+  bool version = false, validate = false;
+  std::string config_path;
+  app.add_flag("--version", version, "print the version and exit");
+  app.add_flag("--validate-config", validate, "check the configuration and exit (0 valid, 2 invalid)");
+  app.add_option("configfile", config_path, "Patroni-format YAML configuration");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (version) {
+    std::cout << "pgwarden " << kVersion << " (patroni " << kPatroniCompatVersion << " compatible)\n";
+    return 0;
+  }
+  pgwarden::log::init();
+  if (validate) {
+    auto r = load_config(config_path, pgwarden::util::current_environment());
+    if (!report(r)) return kExitInvalidConfig;
+    std::cout << "configuration is valid\n";
+    return 0;
+  }
+  int init_code = run_as_init_if_pid1();
+  if (init_code >= 0) return init_code;
+  return run_daemon(config_path);
+}

@@ -1,0 +1,30 @@
+#pragma once
+// The output of decide(): what this member should do now and why. Plain data; the executor
+// performs the actions in order and stops at the first one that fails.
+#include <string>
+#include <vector>
+
+namespace pgwarden::ha {
+
+enum class Action {
+  kBootstrap,        // race for the initialize key; the winner creates the cluster
+  kStartPrimary,     // start PostgreSQL read-write (we hold the lock)
+  kStartReplica,     // start PostgreSQL read-only, following the leader if there is one
+  kAcquireLock,      // create the leader key if absent
+  kRenewLock,        // keep our leader key (and publish our WAL position)
+  kWriteInitialize,  // the cluster has data but no initialize key: record our sysid
+  kPromote,          // pg_ctl promote, then record the new timeline in history
+  kDemote,           // stop, then start read-only: we must not stay writable
+  kReleaseLock,      // delete our leader key
+};
+
+const char* to_string(Action a);
+
+struct Decision {
+  std::vector<Action> actions;
+  std::string reason;  // one line for the log and /patroni
+  // Role we expect to have once the actions are done (master | replica | uninitialized).
+  std::string role;
+};
+
+}  // namespace pgwarden::ha

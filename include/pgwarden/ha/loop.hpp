@@ -1,0 +1,67 @@
+#pragma once
+// The HA loop: every loop_wait (or at once when the DCS changes) it reads the DCS and the
+// local PostgreSQL into a Snapshot, asks decide() what to do, has the Executor do it,
+// publishes the member key and the NodeView. Stops cleanly on request.
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "pgwarden/config/config.hpp"
+#include "pgwarden/dcs/dcs.hpp"
+#include "pgwarden/ha/executor.hpp"
+#include "pgwarden/ha/node_view.hpp"
+#include "pgwarden/postgres/postgres.hpp"
+#include "pgwarden/util/callbacks.hpp"
+
+namespace pgwarden::ha {
+
+class HaLoop {
+ public:
+  // `pg_env`: environment for PostgreSQL and its tools (no PATRONI_*/KUBERNETES_*);
+  // `daemon_env`: for callbacks (which drop PATRONI_* themselves).
+  HaLoop(config::Config cfg, util::Environment pg_env, util::Environment daemon_env, std::unique_ptr<dcs::Dcs> dcs,
+         NodeBoard& board);
+  ~HaLoop();
+
+  // Runs until request_stop(); returns the process exit code (0 on a clean stop, 1 when a
+  // bootstrap failed).
+  int run();
+
+  // Thread-safe; may be called from a signal-handling thread.
+  void request_stop();
+  void request_reload(config::Config cfg);
+
+ private:
+  void cycle();
+  void apply_pending_reload();
+  LocalPostgres read_local(std::optional<postgres::PgState>* state);
+  nlohmann::json member_data(const LocalPostgres& local, const std::optional<postgres::PgState>& st,
+                             const std::string& role) const;
+  void publish(const Snapshot& s, const Decision& d, const std::optional<postgres::PgState>& st);
+  void shutdown();
+
+  config::Config cfg_;
+  util::Environment pg_env_;
+  std::unique_ptr<dcs::Dcs> dcs_;
+  NodeBoard& board_;
+  postgres::Postgres pg_;
+  util::CallbackExecutor callbacks_;
+  Executor executor_;
+
+  std::atomic<bool> stop_{false};
+  std::mutex reload_mu_;
+  std::optional<config::Config> pending_reload_;
+
+  bool was_leader_ = false;
+  bool bootstrap_allowed_ = true;
+  bool fatal_ = false;
+  double dcs_last_seen_ = 0;
+  std::optional<dcs::Cluster> last_cluster_;
+  config::DynamicConfig dyn_;
+  std::string role_ = "uninitialized";
+  std::string last_reason_;
+  double next_run_ = 0;
+};
+
+}  // namespace pgwarden::ha

@@ -1,0 +1,245 @@
+#include "pgwarden/ha/loop.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "pgwarden/ha/decide.hpp"
+#include "pgwarden/postgres/recovery.hpp"
+#include "pgwarden/version.hpp"
+
+namespace pgwarden::ha {
+namespace {
+
+double epoch_now() {
+  using namespace std::chrono;
+  return duration_cast<duration<double>>(system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+HaLoop::HaLoop(config::Config cfg, util::Environment pg_env, util::Environment daemon_env,
+               std::unique_ptr<dcs::Dcs> dcs, NodeBoard& board)
+    : cfg_(std::move(cfg)),
+      pg_env_(std::move(pg_env)),
+      dcs_(std::move(dcs)),
+      board_(board),
+      pg_(cfg_, pg_env_),
+      callbacks_(cfg_.postgresql.callbacks, std::move(daemon_env), cfg_.scope),
+      executor_(cfg_, *dcs_, pg_, callbacks_),
+      dyn_(cfg_.dynamic) {}
+
+HaLoop::~HaLoop() = default;
+
+void HaLoop::request_stop() {
+  stop_ = true;
+  dcs_->wake();
+}
+
+void HaLoop::request_reload(config::Config cfg) {
+  {
+    std::lock_guard<std::mutex> l(reload_mu_);
+    pending_reload_ = std::move(cfg);
+  }
+  dcs_->wake();
+}
+
+void HaLoop::apply_pending_reload() {
+  std::optional<config::Config> next;
+  {
+    std::lock_guard<std::mutex> l(reload_mu_);
+    next.swap(pending_reload_);
+  }
+  if (!next) return;
+  // Identity and placement never change under a running daemon.
+  next->name = cfg_.name;
+  next->scope = cfg_.scope;
+  next->postgresql.data_dir = cfg_.postgresql.data_dir;
+  cfg_ = std::move(*next);
+  pg_.set_config(cfg_);
+  callbacks_.set_commands(cfg_.postgresql.callbacks);
+  spdlog::info("{}: configuration reloaded", cfg_.name);
+  if (pg_.is_running()) {
+    if (auto st = pg_.write_configuration(config::effective_parameters(cfg_, dyn_),
+                                          cfg_.postgresql.pg_hba.empty() ? dyn_.pg_hba : cfg_.postgresql.pg_hba);
+        !st) {
+      spdlog::error("rewriting PostgreSQL configuration failed: {}", st.message());
+      return;
+    }
+    if (auto st = pg_.reload(); st) callbacks_.fire("on_reload", role_);
+  }
+}
+
+LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
+  LocalPostgres l;
+  l.data_dir_empty = pg_.data_directory_empty();
+  l.initialized = pg_.is_initialized();
+  l.running = pg_.is_running();
+  if (l.initialized) l.sysid = pg_.system_identifier();
+  if (l.running) {
+    auto st = pg_.query_state();
+    if (st) {
+      l.query_ok = true;
+      l.in_recovery = st->in_recovery;
+      l.wal_position = st->wal_position;
+      l.timeline = st->timeline;
+      if (!st->system_identifier.empty()) l.sysid = st->system_identifier;
+      *state = *st;
+    }
+  }
+  return l;
+}
+
+nlohmann::json HaLoop::member_data(const LocalPostgres& local, const std::optional<postgres::PgState>& st,
+                                   const std::string& role) const {
+  std::string api = cfg_.restapi.connect_address.empty() ? cfg_.restapi.listen.to_string()
+                                                           : cfg_.restapi.connect_address;
+  std::string scheme = cfg_.restapi.certfile.empty() ? "http" : "https";
+  nlohmann::json d = {{"conn_url", pg_.connection_url()},
+                      {"api_url", scheme + "://" + api + "/patroni"},
+                      {"state", "stopped"},
+                      {"role", role},
+                      {"version", kPatroniCompatVersion}};
+  if (local.running && local.query_ok) {
+    d["state"] = "running";
+    d["xlog_location"] = local.wal_position;
+    if (local.timeline > 0) d["timeline"] = local.timeline;
+  } else if (local.running) {
+    d["state"] = "starting";
+  } else {
+    d["state"] = "stopped";
+  }
+  if (!cfg_.tags_json.empty()) d["tags"] = cfg_.tags_json;
+  if (st && st->pending_restart) d["pending_restart"] = true;
+  return d;
+}
+
+void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<postgres::PgState>& st) {
+  NodeView v;
+  v.name = cfg_.name;
+  v.scope = cfg_.scope;
+  v.state = s.pg.running ? (s.pg.query_ok ? "running" : "starting") : "stopped";
+  v.role = role_;
+  v.is_leader = was_leader_;
+  v.cluster = last_cluster_;
+  v.dcs_last_seen = dcs_last_seen_;
+  v.paused = dyn_.pause;
+  v.ttl = dyn_.ttl;
+  v.loop_wait = dyn_.loop_wait;
+  v.next_scheduled_run = next_run_;
+  v.tags = cfg_.tags_json;
+  v.api_url = member_data(s.pg, st, role_).value("api_url", "");
+  v.conn_url = pg_.connection_url();
+  v.pending_restart = st && st->pending_restart;
+  v.last_decision = d.reason;
+  board_.publish(std::move(v));
+}
+
+void HaLoop::cycle() {
+  apply_pending_reload();
+  Snapshot s;
+  s.me = cfg_.name;
+  s.now = epoch_now();
+  auto cluster = dcs_->load_cluster();
+  s.dcs_ok = cluster.ok();
+  if (cluster) {
+    s.cluster = *cluster;
+    last_cluster_ = *cluster;
+    dcs_last_seen_ = s.now;
+    if (cluster->config) {
+      std::vector<std::string> errors;
+      auto dyn = config::merge_dynamic(cfg_.dynamic, *cluster->config, &errors);
+      for (const auto& e : errors) spdlog::warn("ignoring invalid dynamic configuration: {}", e);
+      if (dyn.ttl != dyn_.ttl) dcs_->set_ttl(dyn.ttl);
+      if (dyn.retry_timeout != dyn_.retry_timeout) dcs_->set_retry_timeout(dyn.retry_timeout);
+      dyn_ = dyn;
+    }
+  } else {
+    spdlog::error("{}: DCS is not accessible: {}", cfg_.name, cluster.status().message());
+    last_cluster_.reset();
+  }
+  std::optional<postgres::PgState> st;
+  s.pg = read_local(&st);
+  s.dyn = dyn_;
+  s.nofailover = cfg_.tags.count("nofailover") && cfg_.tags.at("nofailover") == "true";
+  s.was_leader = was_leader_;
+  s.bootstrap_allowed = bootstrap_allowed_;
+
+  Decision d = decide(s);
+  if (!d.actions.empty() || d.reason != last_reason_) spdlog::info("{}: {}", cfg_.name, d.reason);
+  last_reason_ = d.reason;
+  Outcome out = executor_.execute(d, s);
+  was_leader_ = out.holds_lock;
+  if (out.bootstrap_failed) bootstrap_allowed_ = false;
+  if (out.fatal) {
+    spdlog::critical("{}: {}", cfg_.name, out.status.message());
+    fatal_ = true;
+  }
+  // The role is what PostgreSQL is now, read back after the actions.
+  std::optional<postgres::PgState> after;
+  if (!d.actions.empty()) s.pg = read_local(&after);
+  else after = st;
+  role_ = !s.pg.running ? (s.pg.initialized ? role_ : "uninitialized")
+                        : (s.pg.query_ok ? (s.pg.in_recovery ? "replica" : "master") : role_);
+  if (s.dcs_ok || cluster.ok()) {
+    if (auto ts = dcs_->touch_member(member_data(s.pg, after, role_)); !ts)
+      spdlog::warn("{}: could not update the member key: {}", cfg_.name, ts.message());
+  }
+  next_run_ = epoch_now() + dyn_.loop_wait;
+  publish(s, d, after);
+}
+
+int HaLoop::run() {
+  spdlog::info("{}: starting pgwarden {} for scope {}", cfg_.name, kVersion, cfg_.scope);
+  while (!stop_ && !fatal_) {
+    auto started = std::chrono::steady_clock::now();
+    cycle();
+    if (stop_ || fatal_) break;
+    auto deadline = started + std::chrono::seconds(std::max(1, dyn_.loop_wait));
+    // Wake early on a DCS change, but not more often than every 500 ms: our own writes
+    // also count as changes.
+    while (!stop_ && std::chrono::steady_clock::now() < deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      if (dcs_->watch(left)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        break;
+      }
+      std::lock_guard<std::mutex> l(reload_mu_);
+      if (pending_reload_) break;
+    }
+  }
+  shutdown();
+  return fatal_ ? 1 : 0;
+}
+
+void HaLoop::shutdown() {
+  spdlog::info("{}: shutting down", cfg_.name);
+  if (dyn_.pause) {
+    spdlog::info("{}: cluster is paused: leaving PostgreSQL running and the leader key in place", cfg_.name);
+    callbacks_.stop_all();
+    return;
+  }
+  if (pg_.is_running()) {
+    auto st = pg_.stop("fast", std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout)));
+    if (!st) {
+      spdlog::error("{}: fast stop failed: {}; stopping immediately", cfg_.name, st.message());
+      pg_.stop("immediate", std::chrono::seconds(30));
+    }
+    callbacks_.fire("on_stop", role_);
+  }
+  if (was_leader_) {
+    auto control = postgres::read_control_data(cfg_, pg_env_);
+    if (auto st = dcs_->delete_leader(control.checkpoint_location); !st)
+      spdlog::error("{}: could not release the leader lock: {}", cfg_.name, st.message());
+    else
+      spdlog::info("{}: leader lock released", cfg_.name);
+  }
+  dcs_->close();
+  // Give the on_stop callback a moment to run before the process goes away.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  callbacks_.stop_all();
+}
+
+}  // namespace pgwarden::ha

@@ -1,0 +1,112 @@
+#include "cluster_fixture.hpp"
+
+#include <libpq-fe.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace pgwarden::test {
+
+PgwardenMember::PgwardenMember(const EtcdServer& etcd, MemberOptions opts)
+    : etcd_(etcd), opts_(std::move(opts)), dir_("pgwarden-member"), api_port_(free_port()), pg_port_(free_port()) {
+  write_config();
+}
+
+PgwardenMember::~PgwardenMember() {
+  if (child_ && child_->alive()) stop(SIGTERM, std::chrono::seconds(30));
+  child_.reset();
+  // Whatever happened, no PostgreSQL may outlive the test.
+  if (auto pid = postmaster_pid()) {
+    kill(*pid, SIGQUIT);
+    wait_until([&] { return kill(*pid, 0) != 0; }, std::chrono::seconds(10));
+    kill(*pid, SIGKILL);
+  }
+}
+
+void PgwardenMember::write_config() {
+  std::ostringstream y;
+  y << "scope: " << opts_.scope << "\n"
+    << "namespace: /service/\n"
+    << "name: " << opts_.name << "\n"
+    << "log:\n  level: INFO\n"
+    << "restapi:\n  listen: 127.0.0.1:" << api_port_ << "\n  connect_address: 127.0.0.1:" << api_port_ << "\n"
+    << "etcd3:\n  hosts: " << etcd_.endpoint() << "\n"
+    << "bootstrap:\n  dcs:\n    ttl: " << opts_.ttl << "\n    loop_wait: " << opts_.loop_wait
+    << "\n    retry_timeout: " << opts_.retry_timeout
+    << "\n    maximum_lag_on_failover: 1048576\n    postgresql:\n      use_pg_rewind: true\n"
+    << "      parameters:\n        wal_level: replica\n        max_connections: 50\n"
+    << "  initdb:\n    - encoding: UTF8\n    - data-checksums\n";
+  if (!opts_.post_init.empty()) y << "  post_init: " << opts_.post_init << "\n";
+  y << "postgresql:\n  listen: 127.0.0.1:" << pg_port_ << "\n  connect_address: 127.0.0.1:" << pg_port_ << "\n"
+    << "  data_dir: " << data_dir() << "\n  bin_dir: " << pg_bin_dir() << "\n  pgpass: " << dir_.file("pgpass")
+    << "\n  use_unix_socket: true\n"
+    << "  authentication:\n    superuser:\n      username: postgres\n    replication:\n      username: standby\n"
+    << "  parameters:\n    unix_socket_directories: " << dir_.path() << "\n"
+    << "  pg_hba:\n    - local all all trust\n    - host all all 127.0.0.1/32 md5\n"
+    << "    - host replication standby 127.0.0.1/32 md5\n";
+  if (!opts_.callback.empty()) {
+    y << "  callbacks:\n";
+    for (const char* a : {"on_start", "on_stop", "on_restart", "on_reload", "on_role_change"})
+      y << "    " << a << ": " << opts_.callback << "\n";
+  }
+  y << opts_.extra_yaml;
+  write_file(config_path(), y.str(), 0600);
+}
+
+void PgwardenMember::start() {
+  std::map<std::string, std::string> extra = {{"PATRONI_SUPERUSER_PASSWORD", kSuperuserPassword},
+                                              {"PATRONI_REPLICATION_PASSWORD", kReplicationPassword},
+                                              {"PATRONI_TEST_MARKER", "must-not-leak"},
+                                              {"KUBERNETES_TEST_MARKER", "must-not-reach-postgres"}};
+  for (auto& [k, v] : opts_.extra_env) extra[k] = v;
+  child_ = std::make_unique<Child>(std::vector<std::string>{PGWARDEN_BINARY, config_path()}, env_with(extra),
+                                   dir_.file("pgwarden.log"), true);
+}
+
+std::optional<int> PgwardenMember::stop(int sig, std::chrono::milliseconds timeout) {
+  if (!child_) return std::nullopt;
+  child_->signal(sig);
+  return child_->wait(timeout);
+}
+
+void PgwardenMember::kill9() {
+  if (child_) {
+    child_->signal(SIGKILL);
+    child_->wait(std::chrono::seconds(10));
+  }
+}
+
+std::optional<int> PgwardenMember::postmaster_pid() const {
+  std::ifstream f(data_dir() + "/postmaster.pid");
+  int pid = 0;
+  if (!(f >> pid) || pid <= 0) return std::nullopt;
+  if (kill(pid, 0) != 0) return std::nullopt;
+  return pid;
+}
+
+std::string PgwardenMember::conninfo() const {
+  return "host=127.0.0.1 port=" + std::to_string(pg_port_) + " user=postgres dbname=postgres connect_timeout=3 password=" +
+         kSuperuserPassword;
+}
+
+std::string PgwardenMember::sql(const std::string& query) const {
+  PGconn* c = PQconnectdb(conninfo().c_str());
+  std::string out;
+  if (PQstatus(c) != CONNECTION_OK) {
+    out = std::string("ERROR: ") + PQerrorMessage(c);
+  } else {
+    PGresult* r = PQexec(c, query.c_str());
+    auto st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
+    else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) out = "OK";
+    else out = std::string("ERROR: ") + PQresultErrorMessage(r);
+    PQclear(r);
+  }
+  PQfinish(c);
+  return out;
+}
+
+}  // namespace pgwarden::test

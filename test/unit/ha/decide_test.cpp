@@ -1,0 +1,162 @@
+// Table-driven tests of the HA rules: each row is a situation and the expected actions.
+#include "pgwarden/ha/decide.hpp"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace pgwarden::ha {
+namespace {
+
+using A = Action;
+
+dcs::Member member(const std::string& name, int64_t xlog, const std::string& state = "running", bool nofailover = false) {
+  dcs::Member m;
+  m.name = name;
+  m.data = {{"state", state}, {"xlog_location", xlog}, {"role", "replica"}};
+  if (nofailover) m.data["tags"] = {{"nofailover", true}};
+  return m;
+}
+
+// A healthy, initialized single-member cluster where I am the running primary and leader.
+Snapshot base() {
+  Snapshot s;
+  s.me = "node1";
+  s.dcs_ok = true;
+  s.cluster.initialize = "7000000000000000001";
+  s.cluster.leader = dcs::Leader{"node1", 5, "1"};
+  s.cluster.members = {member("node1", 100)};
+  s.pg.data_dir_empty = false;
+  s.pg.initialized = true;
+  s.pg.running = true;
+  s.pg.query_ok = true;
+  s.pg.in_recovery = false;
+  s.pg.wal_position = 100;
+  s.pg.timeline = 1;
+  s.pg.sysid = "7000000000000000001";
+  s.was_leader = true;
+  return s;
+}
+
+struct Row {
+  std::string name;
+  std::function<void(Snapshot&)> change;
+  std::vector<Action> expected;
+  std::string role;
+};
+
+class DecideTable : public ::testing::TestWithParam<Row> {};
+
+TEST_P(DecideTable, DecidesExpectedActions) {
+  const Row& row = GetParam();
+  Snapshot s = base();
+  row.change(s);
+  Decision d = decide(s);
+  std::vector<std::string> got, want;
+  for (auto a : d.actions) got.push_back(to_string(a));
+  for (auto a : row.expected) want.push_back(to_string(a));
+  EXPECT_EQ(got, want) << "reason: " << d.reason;
+  EXPECT_EQ(d.role, row.role) << "reason: " << d.reason;
+  EXPECT_FALSE(d.reason.empty());
+}
+
+auto no_leader = [](Snapshot& s) { s.cluster.leader.reset(); };
+auto other_leader = [](Snapshot& s) {
+  s.cluster.leader = dcs::Leader{"node2", 9, "2"};
+  s.cluster.members.push_back(member("node2", 200));
+};
+auto as_replica = [](Snapshot& s) { s.pg.in_recovery = true; };
+auto stopped = [](Snapshot& s) {
+  s.pg.running = false;
+  s.pg.query_ok = false;
+};
+
+const Row kRows[] = {
+    {"LeaderPrimaryRenews", [](Snapshot&) {}, {A::kRenewLock}, "master"},
+    {"LeaderButReplicaPromotes", as_replica, {A::kRenewLock, A::kPromote}, "master"},
+    {"LeaderNotAnsweringStillRenews", [](Snapshot& s) { s.pg.query_ok = false; }, {A::kRenewLock}, "master"},
+    {"CrashedLeaderRestartsAsPrimary", stopped, {A::kRenewLock, A::kStartPrimary}, "master"},
+    {"CrashedNoLeaderStartsReadOnly", [](Snapshot& s) { stopped(s); no_leader(s); }, {A::kStartReplica}, "replica"},
+    {"StoppedOtherLeaderStartsReplica", [](Snapshot& s) { stopped(s); other_leader(s); }, {A::kStartReplica}, "replica"},
+    {"StoppedAndPausedDoesNothing", [](Snapshot& s) { stopped(s); s.dyn.pause = true; }, {}, "replica"},
+    {"PrimaryNoLeaderAcquires", no_leader, {A::kAcquireLock}, "master"},
+    {"ReplicaNoLeaderHealthiestAcquiresAndPromotes", [](Snapshot& s) { no_leader(s); as_replica(s); },
+     {A::kAcquireLock, A::kPromote}, "master"},
+    {"ReplicaNoLeaderNotHealthiestWaits",
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 500)); }, {}, "replica"},
+    {"EqualLsnStillHealthiest",
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 100)); },
+     {A::kAcquireLock, A::kPromote}, "master"},
+    {"AheadPeerThatIsNofailoverIgnored",
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 900, "running", true)); },
+     {A::kAcquireLock, A::kPromote}, "master"},
+    {"AheadPeerNotRunningIgnored",
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 900, "stopped")); },
+     {A::kAcquireLock, A::kPromote}, "master"},
+    {"NofailoverReplicaNoLeaderWaits", [](Snapshot& s) { no_leader(s); as_replica(s); s.nofailover = true; }, {}, "replica"},
+    {"NofailoverPrimaryNoLeaderDemotes", [](Snapshot& s) { no_leader(s); s.nofailover = true; }, {A::kDemote}, "replica"},
+    {"PrimaryWhileOtherHoldsLockDemotes", other_leader, {A::kDemote}, "replica"},
+    {"ReplicaFollowsOtherLeader", [](Snapshot& s) { other_leader(s); as_replica(s); }, {}, "replica"},
+    {"PausedNoLeaderDoesNothing", [](Snapshot& s) { no_leader(s); s.dyn.pause = true; }, {}, "master"},
+    {"DcsDownPrimaryDemotes", [](Snapshot& s) { s.dcs_ok = false; }, {A::kDemote}, "replica"},
+    {"DcsDownHungPrimaryThatWasLeaderDemotes", [](Snapshot& s) { s.dcs_ok = false; s.pg.query_ok = false; },
+     {A::kDemote}, "replica"},
+    {"DcsDownReplicaDoesNothing", [](Snapshot& s) { s.dcs_ok = false; as_replica(s); }, {}, "replica"},
+    {"DcsDownPausedDoesNothing", [](Snapshot& s) { s.dcs_ok = false; s.dyn.pause = true; }, {}, "master"},
+    {"EmptyClusterEmptyDataBootstraps",
+     [](Snapshot& s) {
+       s.cluster = dcs::Cluster{};
+       s.pg = LocalPostgres{};
+     },
+     {A::kBootstrap}, "master"},
+    {"BootstrapNotRetriedAfterFailure",
+     [](Snapshot& s) {
+       s.cluster = dcs::Cluster{};
+       s.pg = LocalPostgres{};
+       s.bootstrap_allowed = false;
+     },
+     {}, "uninitialized"},
+    {"SomeoneElseBootstrappingWaits",
+     [](Snapshot& s) {
+       s.cluster = dcs::Cluster{};
+       s.cluster.initialize = "";
+       s.pg = LocalPostgres{};
+     },
+     {}, "uninitialized"},
+    {"EmptyDataWithLeaderWaitsForReplicaMethod", [](Snapshot& s) { other_leader(s); s.pg = LocalPostgres{}; }, {},
+     "uninitialized"},
+    {"ExistingDataNoInitializeKeyStopped",
+     [](Snapshot& s) {
+       s.cluster.initialize.reset();
+       s.cluster.leader.reset();
+       stopped(s);
+     },
+     {A::kAcquireLock, A::kStartPrimary, A::kWriteInitialize}, "master"},
+    {"ExistingDataNoInitializeKeyRunning",
+     [](Snapshot& s) {
+       s.cluster.initialize.reset();
+       s.cluster.leader.reset();
+     },
+     {A::kAcquireLock, A::kWriteInitialize}, "master"},
+    {"SysidMismatchPrimaryDemotes", [](Snapshot& s) { s.pg.sysid = "123"; }, {A::kDemote}, "uninitialized"},
+    {"SysidMismatchStoppedDoesNotStart", [](Snapshot& s) { s.pg.sysid = "123"; stopped(s); }, {}, "uninitialized"},
+    {"EmptyInitializeValueFilledByLeader", [](Snapshot& s) { s.cluster.initialize = ""; },
+     {A::kRenewLock, A::kWriteInitialize}, "master"},
+};
+
+INSTANTIATE_TEST_SUITE_P(Rules, DecideTable, ::testing::ValuesIn(kRows),
+                         [](const ::testing::TestParamInfo<Row>& info) { return info.param.name; });
+
+TEST(Decide, IsDeterministic) {
+  Snapshot s = base();
+  no_leader(s);
+  as_replica(s);
+  Decision a = decide(s), b = decide(s);
+  EXPECT_EQ(a.actions, b.actions);
+  EXPECT_EQ(a.reason, b.reason);
+}
+
+}  // namespace
+}  // namespace pgwarden::ha
