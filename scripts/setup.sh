@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libboost-dev libboost-system-dev libboost-filesystem-dev libboost-program-options-dev
+  libboost-dev libboost-system-dev libboost-filesystem-dev
   libssl-dev nlohmann-json3-dev libspdlog-dev libpq-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libcli11-dev
   postgresql-15 postgresql-client-15 etcd-server etcd-client pgbackrest

@@ -10,7 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/program_options/parsers.hpp>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -158,21 +157,48 @@ Environment without_prefixes(const Environment& env, const std::vector<std::stri
   return out;
 }
 
+// POSIX shell word splitting (as Python's shlex.split, which Patroni uses): quotes group,
+// backslash escapes outside single quotes, no expansion. Boost's split_unix drops a quote
+// of the other kind inside a quoted word ("it's"), so this is written out.
 Result<std::vector<std::string>> shell_split(const std::string& line) {
-  // Boost's split_unix does not report an unterminated quote, so check that first.
+  std::vector<std::string> out;
+  std::string word;
+  bool in_word = false;
   char quote = 0;
-  bool escape = false;
-  for (char c : line) {
-    if (escape) { escape = false; continue; }
-    if (c == '\\' && quote != '\'') { escape = true; continue; }
-    if (quote) { if (c == quote) quote = 0; continue; }
-    if (c == '\'' || c == '"') quote = c;
+  for (size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (quote == '\'') {
+      if (c == '\'') quote = 0;
+      else word += c;
+      continue;
+    }
+    if (quote == '"') {
+      if (c == '"') {
+        quote = 0;
+      } else if (c == '\\' && i + 1 < line.size() && std::string("\\\"$`\n").find(line[i + 1]) != std::string::npos) {
+        word += line[++i];
+      } else {
+        word += c;
+      }
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      if (in_word) out.push_back(word);
+      word.clear();
+      in_word = false;
+      continue;
+    }
+    in_word = true;
+    if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == '\\') {
+      if (i + 1 < line.size()) word += line[++i];
+    } else {
+      word += c;
+    }
   }
   if (quote) return Status::Invalid("unterminated quote in command: " + line);
-  auto parts = boost::program_options::split_unix(line, " \t\n\r", "'\"", "\\");
-  std::vector<std::string> out;
-  for (auto& p : parts)
-    if (!p.empty()) out.push_back(p);
+  if (in_word) out.push_back(word);
   return out;
 }
 

@@ -92,6 +92,7 @@ struct PostgresqlConfig {
   HostPort listen{"127.0.0.1", 5432};
   std::vector<std::string> listen_addresses;  // from listen's host part, comma separated
   std::string connect_address;                // host:port
+  std::string proxy_address;                  // host:port published as proxy_url; may be empty
   std::string data_dir;
   std::string config_dir;                     // defaults to data_dir
   std::string bin_dir;                        // empty: programs from PATH
@@ -99,6 +100,9 @@ struct PostgresqlConfig {
   std::string custom_conf;
   bool use_unix_socket = false;
   bool use_unix_socket_repl = false;
+  // Local postgresql.use_pg_rewind; when set it wins over the dynamic value (Patroni: local
+  // postgresql.* overrides the DCS, except use_slots and the command-line parameters).
+  std::optional<bool> use_pg_rewind;
   Credentials superuser{"postgres", "", {}};
   Credentials replication{"replicator", "", {}};
   Credentials rewind;
