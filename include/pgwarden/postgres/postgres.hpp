@@ -35,6 +35,36 @@ struct PgState {
 std::optional<int64_t> parse_lsn(const std::string& text);
 std::string format_lsn(int64_t lsn);
 
+// --- Pure rendering helpers (no I/O), exposed so they can be unit-tested.
+
+// The options PostgreSQL gets on the postmaster command line (`--name=value`), never in
+// postgresql.conf, so they beat every included file (Patroni's CMDLINE_OPTIONS).
+bool is_command_line_option(const std::string& name);
+// A parameter value as text: strings as is, bools on/off, numbers in decimal; nullopt for null.
+std::optional<std::string> parameter_text(const nlohmann::json& value);
+// PostgreSQL configuration quoting: single-quoted, ' and \ doubled (Patroni quotes every value).
+std::string quote_conf_value(const std::string& value);
+// postgresql.conf: header comment, `include '<include_file>'`, then `parameters` sorted by name
+// minus the command-line options, then hba_file/ident_file (under config_dir) unless given.
+std::string render_postgresql_conf(const nlohmann::json& parameters, const std::string& include_file,
+                                   const std::string& config_dir);
+// pg_hba.conf / pg_ident.conf: header comment plus one line per entry.
+std::string render_lines_file(const std::vector<std::string>& lines);
+// pgpass lines `*:*:*:<user>:<password>` for superuser and replication (':' and '\' escaped);
+// users without a password get no line.
+std::string render_pgpass(const config::PostgresqlConfig& pg);
+// `--name=value` for every command-line option: listen_addresses/port from postgresql.listen,
+// cluster_name from the scope, the rest from `parameters` or Patroni's defaults.
+std::vector<std::string> command_line_options(const config::Config& cfg, const nlohmann::json& parameters);
+// The single string given to `pg_ctl -o`; pg_ctl hands it to /bin/sh, so each option is
+// single-quoted for the shell.
+std::string postmaster_options_string(const std::vector<std::string>& options);
+// initdb's argv (program path first) from bootstrap.initdb; Invalid on a forbidden or
+// malformed option.
+Result<std::vector<std::string>> initdb_argv(const config::Config& cfg, const std::string& initdb_program);
+// libpq keyword/value quoting for a dsn value: ' \ and space escaped with a backslash.
+std::string dsn_escape(const std::string& value);
+
 class Postgres {
  public:
   // `env` is the environment PostgreSQL and its tools are started with (already without
@@ -69,6 +99,8 @@ class Postgres {
   std::optional<int> postmaster_pid() const;
   bool is_running() const { return postmaster_pid().has_value(); }
   // pg_ctl start -w; refuses (kConflict) when a live postmaster already owns the directory.
+  // The postmaster logs to "<data_dir>.log" (next to, not inside, PGDATA so base backups stay
+  // clean). kUnavailable when pg_ctl gave up waiting but the postmaster is still starting.
   Status start(std::chrono::milliseconds timeout);
   Status stop(const std::string& mode, std::chrono::milliseconds timeout);  // smart|fast|immediate
   Status reload();
@@ -84,9 +116,22 @@ class Postgres {
   // postgres://host:port/postgres, advertised in the member key.
   std::string connection_url() const;
 
+  // The parameters of the last write_configuration() (start() takes the command-line
+  // options from them); until then the configured dynamic + local parameters.
+  nlohmann::json current_parameters() const;
+  // Where libpq connects for local work: socket directory or address, and port.
+  std::string local_host() const;
+  int local_port() const;
+  std::string pgpass_path() const;
+  std::string log_file() const { return cfg_.postgresql.data_dir + ".log"; }
+
  private:
+  std::string program(const std::string& name) const;  // in bin_dir or on PATH; "" if missing
+  Result<util::CommandResult> pg_ctl(std::vector<std::string> args, std::chrono::milliseconds timeout) const;
+
   config::Config cfg_;
   util::Environment env_;
+  std::optional<nlohmann::json> parameters_;  // last given to write_configuration
 };
 
 }  // namespace pgwarden::postgres

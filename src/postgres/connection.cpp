@@ -1,0 +1,315 @@
+// Talking to the local PostgreSQL over libpq: the per-cycle state query, bootstrap SQL
+// (roles), post_init, and the connection strings pgwarden hands out. One short-lived
+// connection per call: these run a few times per HA cycle at most, and a fresh connection
+// never reports state from a server that was restarted underneath it.
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <sstream>
+
+#include "pgwarden/postgres/postgres.hpp"
+
+namespace pgwarden::postgres {
+namespace {
+
+std::string tail(const std::string& s, size_t n = 2000) { return s.size() <= n ? s : s.substr(s.size() - n); }
+
+std::string trim(std::string s) {
+  s.erase(0, s.find_first_not_of(" \t\r\n"));
+  s.erase(s.find_last_not_of(" \t\r\n") + 1);
+  return s;
+}
+
+struct ConnDeleter {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+
+// libpq's messages end in a newline and never contain the password.
+std::string conn_error(PGconn* c) { return trim(c ? PQerrorMessage(c) : "out of memory"); }
+
+// Only the primary message: the full text can quote the statement ("LINE 1: ... PASSWORD
+// '...'"), which must never reach a log.
+std::string result_error(PGresult* r) {
+  const char* primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  return primary ? primary : "query failed";
+}
+
+bool result_ok(PGresult* r) {
+  auto st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+std::string cell(PGresult* r, int col) { return PQgetisnull(r, 0, col) ? "" : PQgetvalue(r, 0, col); }
+bool cell_null(PGresult* r, int col) { return PQgetisnull(r, 0, col) != 0; }
+int64_t cell_int(PGresult* r, int col) { return cell_null(r, col) ? 0 : std::stoll(PQgetvalue(r, 0, col)); }
+bool cell_bool(PGresult* r, int col) { return !cell_null(r, col) && PQgetvalue(r, 0, col)[0] == 't'; }
+
+// "YYYY-MM-DD HH:MM:SS.ffffff" (UTC) -> Python's str(datetime) of an aware UTC datetime,
+// which drops the fraction when it is zero.
+std::string python_datetime(std::string s) {
+  if (s.size() > 7 && s.compare(s.size() - 7, 7, ".000000") == 0) s.resize(s.size() - 7);
+  return s + "+00:00";
+}
+
+constexpr const char* kStateQuery = R"SQL(
+SELECT pg_catalog.pg_is_in_recovery(),
+  pg_catalog.current_setting('server_version_num')::int,
+  CASE WHEN pg_catalog.pg_is_in_recovery() THEN
+    COALESCE((SELECT CASE WHEN latest_end_lsn IS NULL THEN NULL ELSE received_tli END
+              FROM pg_catalog.pg_stat_get_wal_receiver()),
+             (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()))
+  ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int
+  END,
+  CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL
+  ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), '0/0')::bigint END,
+  pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(), '0/0')::bigint,
+  pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_replay_lsn(), '0/0')::bigint,
+  pg_catalog.to_char(pg_catalog.pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'),
+  CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused() ELSE false END,
+  pg_catalog.to_char(pg_catalog.pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'),
+  (SELECT COALESCE(pg_catalog.json_agg(r.*), '[]'::json) FROM
+    (SELECT usename, application_name, pg_catalog.host(client_addr) AS client_addr, state, sync_state, sync_priority
+     FROM pg_catalog.pg_stat_replication ORDER BY application_name) r),
+  (SELECT system_identifier::text FROM pg_catalog.pg_control_system()),
+  EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE pending_restart)
+)SQL";
+
+std::string quote_ident(PGconn* c, const std::string& s) {
+  char* q = PQescapeIdentifier(c, s.data(), s.size());
+  if (!q) return "";
+  std::string out = q;
+  PQfreemem(q);
+  return out;
+}
+
+std::string quote_literal(PGconn* c, const std::string& s) {
+  char* q = PQescapeLiteral(c, s.data(), s.size());
+  if (!q) return "";
+  std::string out = q;
+  PQfreemem(q);
+  return out;
+}
+
+// createrole -> CREATEROLE; anything that is not a plain keyword (e.g. "VALID UNTIL '...'")
+// is passed through as written.
+std::string role_option(const std::string& opt) {
+  std::string out;
+  for (char c : opt) {
+    if (!(std::isalpha(static_cast<unsigned char>(c)) || c == '_')) return opt;
+    out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+Status create_or_alter_role(PGconn* c, const std::string& name, const std::string& password,
+                            const std::vector<std::string>& options) {
+  const char* values[1] = {name.c_str()};
+  ResultPtr exists(
+      PQexecParams(c, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", 1, nullptr, values, nullptr, nullptr, 0));
+  if (!result_ok(exists.get())) return Status::Failed("looking up role " + name + ": " + result_error(exists.get()));
+  bool found = PQntuples(exists.get()) > 0;
+  std::string ident = quote_ident(c, name);
+  if (ident.empty()) return Status::Invalid("cannot quote role name " + name);
+  std::string sql = std::string(found ? "ALTER" : "CREATE") + " ROLE " + ident + " WITH";
+  for (const auto& o : options) sql += " " + role_option(o);
+  if (!password.empty()) {
+    std::string lit = quote_literal(c, password);
+    if (lit.empty()) return Status::Invalid("cannot quote the password of role " + name);
+    sql += " PASSWORD " + lit;
+  }
+  if (options.empty() && password.empty()) return Status::Ok();  // nothing to change
+  ResultPtr r(PQexec(c, sql.c_str()));
+  if (!result_ok(r.get()))
+    return Status::Failed(std::string(found ? "altering" : "creating") + " role " + name + ": " + result_error(r.get()));
+  return Status::Ok();
+}
+
+}  // namespace
+
+// --- addresses
+
+std::string Postgres::local_host() const {
+  const auto& pg = cfg_.postgresql;
+  if (pg.use_unix_socket) {
+    for (const nlohmann::json& params : {current_parameters(), pg.parameters, cfg_.dynamic.postgresql_parameters}) {
+      if (!params.is_object()) continue;
+      auto it = params.find("unix_socket_directories");
+      if (it == params.end() || !it->is_string()) continue;
+      std::stringstream ss(it->get<std::string>());
+      std::string dir;
+      // Patroni takes the first absolute directory ('@' abstract sockets are not usable here).
+      while (std::getline(ss, dir, ','))
+        if (auto d = trim(dir); !d.empty() && d[0] == '/') return d;
+    }
+    return "";  // libpq's compiled-in default socket directory
+  }
+  std::string host = pg.listen_addresses.empty() ? pg.listen.host : pg.listen_addresses.front();
+  host = trim(host);
+  if (host.empty() || host == "*" || host == "0.0.0.0") return "127.0.0.1";
+  if (host == "::") return "::1";
+  return host;
+}
+
+int Postgres::local_port() const {
+  if (cfg_.postgresql.listen.port > 0) return cfg_.postgresql.listen.port;
+  auto params = current_parameters();
+  if (auto it = params.find("port"); it != params.end()) {
+    if (it->is_number_integer()) return it->get<int>();
+    if (it->is_string()) {
+      try {
+        return std::stoi(it->get<std::string>());
+      } catch (...) {
+      }
+    }
+  }
+  return 5432;
+}
+
+std::string Postgres::superuser_dsn() const {
+  std::string dsn = "dbname=postgres user=" + dsn_escape(cfg_.postgresql.superuser.username);
+  if (auto h = local_host(); !h.empty()) dsn += " host=" + dsn_escape(h);
+  dsn += " port=" + std::to_string(local_port());
+  return dsn;
+}
+
+std::string Postgres::connection_url() const {
+  const auto& pg = cfg_.postgresql;
+  std::string addr = pg.connect_address.empty() ? pg.listen.to_string() : pg.connect_address;
+  return "postgres://" + addr + "/postgres";
+}
+
+// --- libpq
+
+namespace {
+
+Result<ConnPtr> connect_superuser(const Postgres& p) {
+  const auto& su = p.config().postgresql.superuser;
+  std::vector<std::pair<std::string, std::string>> kv{
+      {"dbname", "postgres"},       {"user", su.username}, {"port", std::to_string(p.local_port())},
+      {"connect_timeout", "3"},     {"application_name", "pgwarden"},
+  };
+  if (auto h = p.local_host(); !h.empty()) kv.emplace_back("host", h);
+  if (!su.password.empty()) kv.emplace_back("password", su.password);
+  for (const auto& [k, v] : su.extra) kv.emplace_back(k, v);
+  std::vector<const char*> keys, values;
+  for (const auto& [k, v] : kv) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  ConnPtr c(PQconnectdbParams(keys.data(), values.data(), 0));
+  if (!c || PQstatus(c.get()) != CONNECTION_OK)
+    return Status::Unavailable("cannot connect to PostgreSQL: " + conn_error(c.get()));
+  return c;
+}
+
+}  // namespace
+
+Result<PgState> Postgres::query_state() const {
+  auto c = connect_superuser(*this);
+  if (!c) return c.status();
+  ResultPtr r(PQexec(c->get(), kStateQuery));
+  if (!result_ok(r.get()) || PQntuples(r.get()) != 1) return Status::Failed("state query: " + result_error(r.get()));
+  PgState st;
+  try {
+    PGresult* res = r.get();
+    st.in_recovery = cell_bool(res, 0);
+    st.server_version = static_cast<int>(cell_int(res, 1));
+    st.timeline = static_cast<int>(cell_int(res, 2));
+    if (st.in_recovery) {
+      st.received_location = cell_int(res, 4);
+      st.replayed_location = cell_int(res, 5);
+      st.wal_position = std::max(st.received_location, st.replayed_location);
+    } else {
+      st.wal_position = cell_int(res, 3);
+    }
+    if (!cell_null(res, 6)) st.replayed_timestamp = python_datetime(cell(res, 6));
+    st.replay_paused = cell_bool(res, 7);
+    if (!cell_null(res, 8)) st.postmaster_start_time = python_datetime(cell(res, 8));
+    auto repl = nlohmann::json::parse(cell(res, 9), nullptr, false);
+    st.replication = repl.is_array() ? repl : nlohmann::json::array();
+    st.system_identifier = cell(res, 10);
+    st.pending_restart = cell_bool(res, 11);
+  } catch (const std::exception& e) {
+    return Status::Failed(std::string("state query: unexpected value: ") + e.what());
+  }
+  return st;
+}
+
+bool Postgres::is_ready() const {
+  std::string port = std::to_string(local_port());
+  std::string host = local_host();
+  const std::string& user = cfg_.postgresql.superuser.username;
+  std::vector<const char*> keys{"dbname", "user", "port", "connect_timeout"};
+  std::vector<const char*> values{"postgres", user.c_str(), port.c_str(), "3"};
+  if (!host.empty()) {
+    keys.push_back("host");
+    values.push_back(host.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  return PQpingParams(keys.data(), values.data(), 0) == PQPING_OK;
+}
+
+Status Postgres::execute(const std::string& sql) const {
+  auto c = connect_superuser(*this);
+  if (!c) return c.status();
+  ResultPtr r(PQexec(c->get(), sql.c_str()));
+  if (!result_ok(r.get())) return Status::Failed(result_error(r.get()));
+  return Status::Ok();
+}
+
+Status Postgres::create_users() {
+  auto c = connect_superuser(*this);
+  if (!c) return c.status();
+  // Keep passwords out of the server log and pg_stat_statements, as Patroni does.
+  ResultPtr quiet(PQexec(c->get(),
+                         "SET log_statement TO 'none'; SET log_min_duration_statement TO -1; "
+                         "SET log_min_error_statement TO 'log'; SET pg_stat_statements.track_utility TO off"));
+  if (!result_ok(quiet.get())) return Status::Failed("preparing session: " + result_error(quiet.get()));
+
+  const auto& pg = cfg_.postgresql;
+  if (!pg.superuser.password.empty())
+    if (auto s = create_or_alter_role(c->get(), pg.superuser.username, pg.superuser.password, {}); !s) return s;
+  if (!pg.replication.username.empty() && pg.replication.username != pg.superuser.username)
+    if (auto s = create_or_alter_role(c->get(), pg.replication.username, pg.replication.password,
+                                      {"REPLICATION", "LOGIN"});
+        !s)
+      return s;
+  for (const auto& u : cfg_.bootstrap.users) {
+    std::vector<std::string> opts{"LOGIN"};
+    opts.insert(opts.end(), u.options.begin(), u.options.end());
+    if (auto s = create_or_alter_role(c->get(), u.name, u.password, opts); !s) return s;
+  }
+  return Status::Ok();
+}
+
+Status Postgres::run_post_init(std::chrono::milliseconds timeout) {
+  const std::string& cmdline = cfg_.bootstrap.post_init;
+  if (trim(cmdline).empty()) return Status::Ok();
+  auto argv = util::shell_split(cmdline);
+  if (!argv) return argv.status();
+  if (argv->empty()) return Status::Ok();
+  argv->push_back(superuser_dsn());
+  util::Environment env = env_;
+  env["PGPASSFILE"] = pgpass_path();
+  // The cluster has no standbys yet: a synchronous_commit waiting for one would hang post_init.
+  env["PGOPTIONS"] = "-c synchronous_commit=local";
+  auto r = util::run({*argv, env, std::nullopt}, timeout);
+  if (!r) return Status::Failed("post_init " + cmdline + " could not be started: " + r.status().message());
+  if (r->timed_out) return Status::Failed("post_init " + cmdline + " timed out: " + tail(r->output));
+  if (r->exit_code != 0)
+    return Status::Failed("post_init " + cmdline + " exited with code " + std::to_string(r->exit_code) + ": " +
+                          tail(r->output));
+  return Status::Ok();
+}
+
+}  // namespace pgwarden::postgres
