@@ -18,7 +18,9 @@ PgwardenMember::PgwardenMember(const EtcdServer& etcd, MemberOptions opts)
 PgwardenMember::~PgwardenMember() {
   if (child_ && child_->alive()) stop(SIGTERM, std::chrono::seconds(30));
   child_.reset();
-  // Whatever happened, no PostgreSQL may outlive the test.
+  // Whatever happened, no PostgreSQL may outlive the test. (In a PID namespace the kernel
+  // kills everything when its init goes, and postmaster.pid holds namespace pids.)
+  if (opts_.as_pid1) return;
   if (auto pid = postmaster_pid()) {
     kill(*pid, SIGQUIT);
     wait_until([&] { return kill(*pid, 0) != 0; }, std::chrono::seconds(10));
@@ -62,8 +64,14 @@ void PgwardenMember::start() {
                                               {"PATRONI_TEST_MARKER", "must-not-leak"},
                                               {"KUBERNETES_TEST_MARKER", "must-not-reach-postgres"}};
   for (auto& [k, v] : opts_.extra_env) extra[k] = v;
-  child_ = std::make_unique<Child>(std::vector<std::string>{PGWARDEN_BINARY, config_path()}, env_with(extra),
-                                   dir_.file("pgwarden.log"), true);
+  std::vector<std::string> argv{PGWARDEN_BINARY, config_path()};
+  if (opts_.as_pid1) {
+    // A user namespace mapping only our own uid: PostgreSQL still sees a non-root user.
+    std::string uid = std::to_string(getuid()), gid = std::to_string(getgid());
+    argv.insert(argv.begin(), {"unshare", "--user", "--pid", "--fork", "--mount-proc", "--map-user=" + uid,
+                               "--map-group=" + gid});
+  }
+  child_ = std::make_unique<Child>(argv, env_with(extra), dir_.file("pgwarden.log"), true);
 }
 
 std::optional<int> PgwardenMember::stop(int sig, std::chrono::milliseconds timeout) {

@@ -20,6 +20,8 @@ struct MemberOptions {
   std::string callback;                          // script path for every callback, empty for none
   std::string extra_yaml;                        // appended at top level
   std::map<std::string, std::string> extra_env;  // e.g. PATRONI_* overrides
+  // Run pgwarden as PID 1 of a new PID namespace (unshare), as a container runtime would.
+  bool as_pid1 = false;
 };
 
 class PgwardenMember {
@@ -40,6 +42,8 @@ class PgwardenMember {
   int pg_port() const { return pg_port_; }
   std::string log() const { return child_ ? child_->log() : read_file(dir_.file("pgwarden.log")); }
   bool alive() { return child_ && child_->alive(); }
+  // PID of the started process (unshare's when as_pid1).
+  int child_pid() const { return child_ ? child_->pid() : -1; }
 
   HttpReply get(const std::string& path) const { return http_request("GET", "127.0.0.1", api_port_, path); }
   std::optional<int> postmaster_pid() const;
