@@ -1,0 +1,85 @@
+#pragma once
+// The etcd v3 backend, with Patroni's key layout under <namespace>/<scope>/ so that a
+// Patroni cluster and pgwarden see the same data. One lease of `ttl` seconds carries our
+// member key and, while we lead, the leader key: when we stop renewing, both vanish.
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "pgwarden/dcs/dcs.hpp"
+#include "pgwarden/dcs/etcd/etcd_client.hpp"
+
+namespace pgwarden::dcs::etcd {
+
+struct Etcd3Options {
+  std::vector<Endpoint> hosts;
+  std::string username, password;
+  std::string prefix;  // already normalised, ends with '/'
+  std::string name;    // this member
+  int ttl = 30;
+  int loop_wait = 10;
+  int retry_timeout = 10;
+};
+
+// Options from a Patroni-style config (hosts, namespace/scope, name, dynamic timings).
+Etcd3Options etcd3_options_from(const config::Config& cfg);
+
+class Etcd3Dcs final : public Dcs {
+ public:
+  explicit Etcd3Dcs(Etcd3Options opts);
+  ~Etcd3Dcs() override = default;
+
+  Result<Cluster> load_cluster() override;
+  Status touch_member(const nlohmann::json& data) override;
+  Status attempt_to_acquire_leader() override;
+  Status update_leader(std::optional<int64_t> last_lsn) override;
+  Status delete_leader(std::optional<int64_t> last_lsn) override;
+  Status initialize(bool create_new, const std::string& sysid) override;
+  Status cancel_initialization() override;
+  Status set_config_value(const std::string& json, std::optional<int64_t> index) override;
+  Status set_history_value(const std::string& json) override;
+  Status set_failover_value(const std::string& json, std::optional<int64_t> index) override;
+  void set_ttl(int ttl_seconds) override;
+  void set_retry_timeout(int seconds) override;
+  bool watch(std::chrono::milliseconds timeout) override;
+  void wake() override;
+  void close() override;
+
+  // Beyond the Dcs interface (used by tests and tools).
+  Status set_sync_state_value(const std::string& json, std::optional<int64_t> index);
+  const std::string& prefix() const { return prefix_; }
+  int64_t lease_id() const;
+
+ private:
+  std::string key(const char* rel) const { return prefix_ + rel; }
+  std::string member_key() const { return prefix_ + "members/" + name_; }
+  // Keeps our lease alive, granting a new one if there is none or it expired. Without
+  // `force`, a lease refreshed less than loop_wait ago is trusted as is. Caller holds mu_.
+  Status refresh_lease_locked(bool force);
+  Status write_status_locked(int64_t lsn);
+  Status put_cas(const char* rel, const std::string& value, std::optional<int64_t> index);
+  // Whether a watch event should wake the HA loop (Patroni's rules; see etcd3_watch.cpp).
+  bool event_wakes(const nlohmann::json& event, std::map<std::string, std::string>& seen) const;
+
+  EtcdClient client_;
+  const std::string prefix_;
+  const std::string name_;
+
+  mutable std::mutex mu_;  // lease and cached state; held across the calls that use them
+  int ttl_;
+  int loop_wait_;
+  int64_t lease_ = 0;
+  Clock::time_point last_refresh_{};
+  std::optional<Cluster> cluster_;         // last load_cluster()
+  std::optional<std::string> last_status_; // last status document we wrote
+  int64_t loaded_revision_ = 0;            // store revision of the last load
+  // Values of the keys whose changes wake the HA loop, as of the last load.
+  std::map<std::string, std::string> watched_values_;
+
+  std::atomic<bool> wake_{false};
+};
+
+}  // namespace pgwarden::dcs::etcd

@@ -1,0 +1,88 @@
+#pragma once
+// A small etcd v3 client over the HTTP/JSON gateway (/v3/...), with fail-over between the
+// configured hosts. Thread-safe: each request uses its own connection; the only shared
+// state (preferred host, auth token, timeouts) is behind a mutex or atomic.
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "pgwarden/dcs/etcd/codec.hpp"
+#include "pgwarden/dcs/etcd/http_transport.hpp"
+#include "pgwarden/util/status.hpp"
+
+namespace pgwarden::dcs::etcd {
+
+struct RangeResult {
+  std::vector<KeyValue> kvs;
+  int64_t revision = 0;  // store revision the read saw
+};
+
+struct TxnResult {
+  bool succeeded = false;
+  int64_t revision = 0;
+  nlohmann::json responses = nlohmann::json::array();  // raw ResponseOp list
+};
+
+class EtcdClient {
+ public:
+  EtcdClient(std::vector<Endpoint> hosts, std::chrono::milliseconds retry_timeout, std::string username = "",
+             std::string password = "");
+
+  // Bounds every call (all hosts and retries included).
+  void set_retry_timeout(std::chrono::milliseconds t) { retry_timeout_ms_ = t.count(); }
+  std::chrono::milliseconds retry_timeout() const { return std::chrono::milliseconds(retry_timeout_ms_.load()); }
+
+  // POSTs `body` to /v3/<path> with fail-over; returns the (first) JSON object of the reply.
+  // kUnavailable naming the hosts when none answered in time; etcd errors as kNotFound
+  // (e.g. lease not found) or kFailed with etcd's message.
+  Result<nlohmann::json> call(const std::string& path, const nlohmann::json& body);
+
+  Result<RangeResult> range_prefix(const std::string& prefix);
+  Result<RangeResult> range(const std::string& key);
+  Status put(const std::string& key, const std::string& value, int64_t lease = 0);
+  Status delete_key(const std::string& key);
+  Result<TxnResult> txn(const nlohmann::json& compare, const nlohmann::json& success,
+                        const nlohmann::json& failure = nlohmann::json::array());
+
+  Result<int64_t> lease_grant(int ttl_seconds);           // lease id
+  Result<int64_t> lease_keepalive(int64_t id);            // remaining TTL; 0 when the lease is gone
+  Status lease_revoke(int64_t id);
+
+  // Streams /v3/watch from the preferred host (then the others on connection failure).
+  Result<StreamEnd> watch_stream(const nlohmann::json& body, Clock::time_point deadline,
+                                 const std::atomic<bool>* wake,
+                                 const std::function<bool(std::string_view)>& on_data);
+
+  // Builders for txn compare/op entries (keys and values are raw bytes, encoded here).
+  static nlohmann::json cmp_create_revision(const std::string& key, int64_t rev);
+  static nlohmann::json cmp_mod_revision(const std::string& key, int64_t rev);
+  static nlohmann::json cmp_value(const std::string& key, const std::string& value);
+  static nlohmann::json cmp_lease(const std::string& key, int64_t lease);
+  static nlohmann::json op_put(const std::string& key, const std::string& value, int64_t lease = 0);
+  static nlohmann::json op_delete(const std::string& key);
+  static nlohmann::json op_range(const std::string& key);
+
+  std::string hosts_string() const;
+
+ private:
+  enum class Outcome { kDone, kRetryElsewhere, kAuthExpired };
+  Outcome interpret(const Endpoint& ep, const std::string& path, const HttpReply& reply, Result<nlohmann::json>& out);
+  Status authenticate(const Endpoint& ep, Clock::time_point deadline);
+  std::string token() const;
+
+  std::vector<Endpoint> hosts_;
+  std::atomic<int64_t> retry_timeout_ms_;
+  std::atomic<size_t> preferred_{0};
+  std::string username_, password_;
+  mutable std::mutex token_mu_;
+  std::string token_;
+};
+
+// The first JSON object in a (possibly streamed) reply body; discarded json if none.
+nlohmann::json first_json_object(const std::string& body);
+
+}  // namespace pgwarden::dcs::etcd

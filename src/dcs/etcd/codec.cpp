@@ -1,0 +1,131 @@
+#include "pgwarden/dcs/etcd/codec.hpp"
+
+#include <boost/beast/core/detail/base64.hpp>
+
+#include <charconv>
+
+namespace pgwarden::dcs::etcd {
+
+namespace b64 = boost::beast::detail::base64;
+
+std::string base64_encode(std::string_view raw) {
+  std::string out(b64::encoded_size(raw.size()), '\0');
+  out.resize(b64::encode(out.data(), raw.data(), raw.size()));
+  return out;
+}
+
+bool base64_decode(std::string_view in, std::string& out) {
+  // Beast's decoder stops silently at the first invalid character; reject instead so a
+  // corrupt reply is not mistaken for a shorter value.
+  if (in.size() % 4 != 0) return false;
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+              (c == '=' && i + 2 >= in.size());
+    if (!ok) return false;
+  }
+  out.assign(b64::decoded_size(in.size()), '\0');
+  auto [written, read] = b64::decode(out.data(), in.data(), in.size());
+  (void)read;
+  out.resize(written);
+  return true;
+}
+
+std::string cluster_prefix(const std::string& namespace_, const std::string& scope) {
+  std::string joined = "/" + namespace_ + "/" + scope + "/";
+  std::string out;
+  out.reserve(joined.size());
+  for (char c : joined) {
+    if (c == '/' && !out.empty() && out.back() == '/') continue;
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string prefix_range_end(const std::string& prefix) {
+  std::string end = prefix;
+  while (!end.empty()) {
+    auto& last = reinterpret_cast<unsigned char&>(end.back());
+    if (last < 0xff) {
+      ++last;
+      return end;
+    }
+    end.pop_back();
+  }
+  return std::string(1, '\0');  // etcd: "\0" means "all keys >= key"
+}
+
+int64_t json_int64(const nlohmann::json& obj, const char* field, int64_t fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(field);
+  if (it == obj.end()) return fallback;
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (it->is_string()) {
+    const auto& s = it->get_ref<const std::string&>();
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec == std::errc() && p == s.data() + s.size()) return v;
+  }
+  return fallback;
+}
+
+bool decode_kv(const nlohmann::json& kv, KeyValue& out) {
+  if (!kv.is_object()) return false;
+  auto k = kv.find("key");
+  if (k == kv.end() || !k->is_string() || !base64_decode(k->get<std::string>(), out.key)) return false;
+  out.value.clear();
+  auto v = kv.find("value");  // omitted by the gateway when empty
+  if (v != kv.end() && v->is_string() && !base64_decode(v->get<std::string>(), out.value)) return false;
+  out.create_revision = json_int64(kv, "create_revision");
+  out.mod_revision = json_int64(kv, "mod_revision");
+  out.lease = json_int64(kv, "lease");
+  return true;
+}
+
+std::vector<KeyValue> decode_kvs(const nlohmann::json& range_response) {
+  std::vector<KeyValue> out;
+  if (!range_response.is_object()) return out;
+  auto it = range_response.find("kvs");
+  if (it == range_response.end() || !it->is_array()) return out;
+  for (const auto& kv : *it) {
+    KeyValue d;
+    if (decode_kv(kv, d)) out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::vector<nlohmann::json> JsonObjectStream::feed(std::string_view data) {
+  buf_.append(data);
+  std::vector<nlohmann::json> out;
+  size_t consumed = 0;
+  size_t start = std::string::npos;
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < buf_.size(); ++i) {
+    char c = buf_[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      if (depth > 0) in_string = true;
+    } else if (c == '{') {
+      if (depth++ == 0) start = i;
+    } else if (c == '}' && depth > 0) {
+      if (--depth == 0) {
+        auto parsed = nlohmann::json::parse(buf_.begin() + static_cast<std::ptrdiff_t>(start),
+                                            buf_.begin() + static_cast<std::ptrdiff_t>(i + 1), nullptr, false);
+        if (!parsed.is_discarded()) out.push_back(std::move(parsed));
+        consumed = i + 1;
+      }
+    } else if (depth == 0) {
+      consumed = i + 1;  // whitespace/garbage between objects
+    }
+  }
+  buf_.erase(0, consumed);
+  return out;
+}
+
+}  // namespace pgwarden::dcs::etcd

@@ -1,0 +1,257 @@
+#include "pgwarden/dcs/etcd/etcd3_dcs.hpp"
+
+#include "pgwarden/dcs/etcd/cluster_builder.hpp"
+#include "pgwarden/util/log.hpp"
+
+namespace pgwarden::dcs::etcd {
+
+using nlohmann::json;
+
+namespace {
+
+std::chrono::milliseconds seconds_ms(int s) { return std::chrono::milliseconds(int64_t{s} * 1000); }
+
+// The key-value a txn's failure branch read back with op_range, if the key exists.
+std::optional<KeyValue> ranged_kv(const TxnResult& t) {
+  for (const auto& resp : t.responses) {
+    auto it = resp.find("response_range");
+    if (it == resp.end()) continue;
+    auto kvs = decode_kvs(*it);
+    if (!kvs.empty()) return kvs.front();
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Etcd3Options etcd3_options_from(const config::Config& cfg) {
+  Etcd3Options o;
+  for (const auto& h : cfg.etcd3.hosts) o.hosts.push_back({h.host.empty() ? "127.0.0.1" : h.host, h.port});
+  o.username = cfg.etcd3.username;
+  o.password = cfg.etcd3.password;
+  o.prefix = cluster_prefix(cfg.namespace_, cfg.scope);
+  o.name = cfg.name;
+  o.ttl = cfg.dynamic.ttl;
+  o.loop_wait = cfg.dynamic.loop_wait;
+  o.retry_timeout = cfg.dynamic.retry_timeout;
+  return o;
+}
+
+Etcd3Dcs::Etcd3Dcs(Etcd3Options opts)
+    : client_(std::move(opts.hosts), seconds_ms(opts.retry_timeout), std::move(opts.username), std::move(opts.password)),
+      prefix_(std::move(opts.prefix)),
+      name_(std::move(opts.name)),
+      ttl_(opts.ttl),
+      loop_wait_(opts.loop_wait) {}
+
+int64_t Etcd3Dcs::lease_id() const {
+  std::lock_guard lk(mu_);
+  return lease_;
+}
+
+Result<Cluster> Etcd3Dcs::load_cluster() {
+  auto r = client_.range_prefix(prefix_);
+  if (!r.ok()) return r.status();
+  Cluster c = build_cluster(r->kvs, prefix_);
+  std::lock_guard lk(mu_);
+  if (c.leader && c.leader->name == name_ && lease_ != 0 && c.leader->session != session_of(lease_))
+    spdlog::warn("I am the leader but not owner of the lease");
+  cluster_ = c;
+  loaded_revision_ = r->revision;
+  watched_values_.clear();
+  for (const auto& kv : r->kvs) {
+    std::string rel = kv.key.substr(std::min(kv.key.size(), prefix_.size()));
+    if (rel == kLeaderKey || rel == kStatusKey || rel == kLegacyOptimeKey || rel == kConfigKey)
+      watched_values_[kv.key] = kv.value;
+  }
+  return c;
+}
+
+Status Etcd3Dcs::refresh_lease_locked(bool force) {
+  auto now = Clock::now();
+  if (lease_ != 0 && !force && now - last_refresh_ < seconds_ms(loop_wait_)) return Status::Ok();
+  if (lease_ != 0) {
+    auto ttl = client_.lease_keepalive(lease_);
+    if (!ttl.ok()) return ttl.status();
+    if (*ttl <= 0) {
+      spdlog::warn("etcd lease {} expired; granting a new one", lease_);
+      lease_ = 0;
+    }
+  }
+  if (lease_ == 0) {
+    auto id = client_.lease_grant(ttl_);
+    if (!id.ok()) return id.status();
+    lease_ = *id;
+  }
+  last_refresh_ = now;
+  return Status::Ok();
+}
+
+Status Etcd3Dcs::touch_member(const json& data) {
+  std::lock_guard lk(mu_);
+  if (auto s = refresh_lease_locked(false); !s.ok()) return s;
+  const std::string session = session_of(lease_);
+  if (cluster_) {
+    const Member* m = cluster_->member(name_);
+    if (m && m->session == session && m->data == data) return Status::Ok();
+  }
+  auto s = client_.put(member_key(), data.dump(), lease_);
+  if (s.code() == Code::kNotFound) {
+    spdlog::error("Our lease disappeared from etcd, can not touch_member");
+    lease_ = 0;
+  }
+  if (!s.ok()) return s;
+  if (cluster_) {  // so an unchanged second touch before the next load is skipped too
+    Member* m = nullptr;
+    for (auto& mm : cluster_->members)
+      if (mm.name == name_) m = &mm;
+    if (!m) {
+      cluster_->members.push_back(Member{name_, 0, session, data});
+    } else {
+      m->session = session;
+      m->data = data;
+    }
+  }
+  return Status::Ok();
+}
+
+Status Etcd3Dcs::attempt_to_acquire_leader() {
+  std::lock_guard lk(mu_);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (auto s = refresh_lease_locked(false); !s.ok()) return s;
+    const std::string leader = key(kLeaderKey);
+    auto t = client_.txn(json::array({EtcdClient::cmp_create_revision(leader, 0)}),
+                         json::array({EtcdClient::op_put(leader, name_, lease_)}),
+                         json::array({EtcdClient::op_range(leader)}));
+    if (!t.ok()) {
+      if (t.status().code() == Code::kNotFound && attempt == 0) {
+        spdlog::error("Our lease disappeared from etcd; will get a new one and retry");
+        lease_ = 0;
+        continue;
+      }
+      return t.status();
+    }
+    if (t->succeeded) return Status::Ok();
+    auto kv = ranged_kv(*t);
+    spdlog::info("Could not take out TTL lock");
+    return Status::Conflict("leader key is held by " + (kv ? kv->value : std::string("another member")));
+  }
+  return Status::Unavailable("could not obtain an etcd lease to acquire the leader key");
+}
+
+Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
+  std::lock_guard lk(mu_);
+  if (auto s = refresh_lease_locked(true); !s.ok()) return s;
+  const std::string leader = key(kLeaderKey);
+  // Usual case: the key names us and rides on our lease; nothing to write.
+  auto t = client_.txn(json::array({EtcdClient::cmp_value(leader, name_), EtcdClient::cmp_lease(leader, lease_)}),
+                       json::array(), json::array({EtcdClient::op_range(leader)}));
+  if (!t.ok()) return t.status();
+  if (!t->succeeded) {
+    auto kv = ranged_kv(*t);
+    if (kv && kv->value != name_) return Status::Conflict("leader key is held by " + kv->value);
+    // Still ours but on another lease (the TTL changed or the lease was re-granted), or the
+    // key just expired and nobody took it yet: rebind it to our lease, atomically.
+    json cmp = kv ? json::array({EtcdClient::cmp_value(leader, name_)})
+                  : json::array({EtcdClient::cmp_create_revision(leader, 0)});
+    auto t2 = client_.txn(cmp, json::array({EtcdClient::op_put(leader, name_, lease_)}),
+                          json::array({EtcdClient::op_range(leader)}));
+    if (!t2.ok()) {
+      if (t2.status().code() == Code::kNotFound) lease_ = 0;
+      return t2.status();
+    }
+    if (!t2->succeeded) {
+      auto other = ranged_kv(*t2);
+      return Status::Conflict("leader key is held by " + (other ? other->value : std::string("nobody")));
+    }
+  }
+  if (last_lsn) {
+    // Leadership is confirmed; a lost status write only delays replicas' view of the LSN.
+    if (auto s = write_status_locked(*last_lsn); !s.ok()) spdlog::warn("could not write status: {}", s.message());
+  }
+  return Status::Ok();
+}
+
+Status Etcd3Dcs::write_status_locked(int64_t lsn) {
+  std::string doc = json{{"optime", lsn}}.dump();
+  if (last_status_ == doc) return Status::Ok();  // as Patroni: no write (and no wake-ups) if unchanged
+  auto s = client_.put(key(kStatusKey), doc);
+  if (s.ok()) last_status_ = doc;
+  return s;
+}
+
+Status Etcd3Dcs::delete_leader(std::optional<int64_t> last_lsn) {
+  std::lock_guard lk(mu_);
+  if (last_lsn) {
+    if (auto s = write_status_locked(*last_lsn); !s.ok()) spdlog::warn("could not write status: {}", s.message());
+  }
+  const std::string leader = key(kLeaderKey);
+  auto t = client_.txn(json::array({EtcdClient::cmp_value(leader, name_)}), json::array({EtcdClient::op_delete(leader)}),
+                       json::array({EtcdClient::op_range(leader)}));
+  if (!t.ok()) return t.status();
+  if (!t->succeeded) {
+    auto kv = ranged_kv(*t);
+    if (kv) return Status::Conflict("leader key is held by " + kv->value);
+  }
+  if (cluster_) cluster_->leader.reset();
+  return Status::Ok();
+}
+
+Status Etcd3Dcs::initialize(bool create_new, const std::string& sysid) {
+  const std::string k = key(kInitializeKey);
+  if (!create_new) return client_.put(k, sysid);
+  auto t = client_.txn(json::array({EtcdClient::cmp_create_revision(k, 0)}), json::array({EtcdClient::op_put(k, sysid)}),
+                       json::array({EtcdClient::op_range(k)}));
+  if (!t.ok()) return t.status();
+  if (!t->succeeded) return Status::Conflict("cluster is already initialized (initialize key exists)");
+  return Status::Ok();
+}
+
+Status Etcd3Dcs::cancel_initialization() { return client_.delete_key(key(kInitializeKey)); }
+
+Status Etcd3Dcs::put_cas(const char* rel, const std::string& value, std::optional<int64_t> index) {
+  const std::string k = key(rel);
+  if (!index) return client_.put(k, value);
+  auto t = client_.txn(json::array({EtcdClient::cmp_mod_revision(k, *index)}), json::array({EtcdClient::op_put(k, value)}));
+  if (!t.ok()) return t.status();
+  if (!t->succeeded) return Status::Conflict(k + " was modified since index " + std::to_string(*index));
+  return Status::Ok();
+}
+
+Status Etcd3Dcs::set_config_value(const std::string& value, std::optional<int64_t> index) {
+  return put_cas(kConfigKey, value, index);
+}
+
+Status Etcd3Dcs::set_history_value(const std::string& value) { return put_cas(kHistoryKey, value, std::nullopt); }
+
+Status Etcd3Dcs::set_failover_value(const std::string& value, std::optional<int64_t> index) {
+  return put_cas(kFailoverKey, value, index);
+}
+
+Status Etcd3Dcs::set_sync_state_value(const std::string& value, std::optional<int64_t> index) {
+  return put_cas(kSyncKey, value, index);
+}
+
+void Etcd3Dcs::set_ttl(int ttl_seconds) {
+  std::lock_guard lk(mu_);
+  if (ttl_seconds == ttl_) return;
+  ttl_ = ttl_seconds;
+  // The old lease keeps our keys alive until it runs out; the next refresh grants one with
+  // the new TTL and update_leader/touch_member rebind the keys to it. Run the HA loop
+  // promptly so that happens well before the old lease expires.
+  lease_ = 0;
+  wake_ = true;
+}
+
+void Etcd3Dcs::set_retry_timeout(int seconds) { client_.set_retry_timeout(seconds_ms(seconds)); }
+
+void Etcd3Dcs::close() {
+  std::lock_guard lk(mu_);
+  if (lease_ == 0) return;
+  if (auto s = client_.lease_revoke(lease_); !s.ok() && s.code() != Code::kNotFound)
+    spdlog::warn("could not revoke etcd lease {}: {}", lease_, s.message());
+  lease_ = 0;
+  cluster_.reset();
+}
+
+}  // namespace pgwarden::dcs::etcd

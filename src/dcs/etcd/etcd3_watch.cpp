@@ -1,0 +1,121 @@
+// watch()/wake() of the etcd backend: one streaming /v3/watch over the cluster prefix,
+// starting right after the revision of the last load_cluster(), on its own connection.
+#include <thread>
+
+#include "pgwarden/dcs/etcd/cluster_builder.hpp"
+#include "pgwarden/dcs/etcd/etcd3_dcs.hpp"
+#include "pgwarden/util/log.hpp"
+
+namespace pgwarden::dcs::etcd {
+
+using nlohmann::json;
+
+namespace {
+constexpr auto kSlice = std::chrono::milliseconds(100);
+}
+
+// Patroni's rules (etcd3.py KVCache._process_event), so that our own writes do not wake
+// us every cycle: wake on any change of the leader key; on a status/optime change only
+// when somebody else leads (replicas follow the leader's LSN); on a config change only
+// when it is modified (not created or deleted). Member keys never wake the loop.
+bool Etcd3Dcs::event_wakes(const json& event, std::map<std::string, std::string>& seen) const {
+  auto kvj = event.find("kv");
+  if (kvj == event.end()) return false;
+  KeyValue kv;
+  if (!decode_kv(*kvj, kv)) return false;
+  bool deleted = event.value("type", std::string()) == "DELETE";
+  std::string rel = kv.key.substr(std::min(kv.key.size(), prefix_.size()));
+  bool is_leader = rel == kLeaderKey;
+  bool is_status = rel == kStatusKey || rel == kLegacyOptimeKey;
+  bool is_config = rel == kConfigKey;
+  if (!is_leader && !is_status && !is_config) return false;
+
+  std::optional<std::string> old_value;
+  if (auto it = seen.find(kv.key); it != seen.end()) old_value = it->second;
+  std::optional<std::string> new_value;
+  if (!deleted) new_value = kv.value;
+  if (new_value) seen[kv.key] = *new_value;
+  else seen.erase(kv.key);
+
+  bool changed = old_value != new_value &&
+                 (is_leader || (is_status && new_value) || (is_config && old_value && new_value));
+  if (!changed) return false;
+  if (is_status) {
+    auto leader = seen.find(key(kLeaderKey));
+    return leader == seen.end() || leader->second != name_;
+  }
+  spdlog::debug("{} changed", kv.key);
+  return true;
+}
+
+bool Etcd3Dcs::watch(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  if (wake_.exchange(false)) return true;
+
+  int64_t from = 0;
+  std::map<std::string, std::string> seen;
+  {
+    std::lock_guard lk(mu_);
+    from = loaded_revision_;
+    seen = watched_values_;
+  }
+  const int64_t loaded_at = from;
+
+  bool changed = false;
+  JsonObjectStream stream;
+  auto on_data = [&](std::string_view chunk) {
+    for (const auto& msg : stream.feed(chunk)) {
+      if (msg.contains("error")) {
+        spdlog::warn("etcd watch error: {}", msg["error"].dump());
+        changed = true;  // cannot tell what we missed: let the HA loop reload
+        return true;
+      }
+      const json& res = msg.contains("result") ? msg["result"] : msg;
+      if (json_int64(res, "compact_revision") > 0 || res.value("canceled", false)) {
+        changed = true;  // our start revision is gone; a reload catches up
+        return true;
+      }
+      auto events = res.find("events");
+      if (events == res.end() || !events->is_array()) continue;
+      for (const auto& ev : *events) {
+        if (auto kvj = ev.find("kv"); kvj != ev.end()) from = std::max(from, json_int64(*kvj, "mod_revision"));
+        if (event_wakes(ev, seen)) changed = true;
+      }
+      if (changed) return true;
+    }
+    return false;
+  };
+
+  while (!changed) {
+    if (Clock::now() >= deadline) break;
+    json create = {{"key", base64_encode(prefix_)}, {"range_end", base64_encode(prefix_range_end(prefix_))}};
+    if (from > 0) create["start_revision"] = std::to_string(from + 1);
+    auto r = client_.watch_stream(json{{"create_request", create}}, deadline, &wake_, on_data);
+    if (r.ok() && *r == StreamEnd::kClosed) {  // server ended the stream: resume from `from`
+      std::this_thread::sleep_for(kSlice);
+      continue;
+    }
+    if (!r.ok()) {
+      spdlog::debug("etcd watch failed: {}", r.status().message());
+      // etcd is unreachable: sleep out the timeout (interruptible) rather than spin.
+      while (Clock::now() < deadline && !wake_.load())
+        std::this_thread::sleep_for(std::min<Clock::duration>(kSlice, deadline - Clock::now()));
+    }
+    break;
+  }
+
+  {
+    // Remember what was consumed so a second watch without a reload does not fire again.
+    std::lock_guard lk(mu_);
+    if (loaded_revision_ == loaded_at) {
+      loaded_revision_ = from;
+      watched_values_ = std::move(seen);
+    }
+  }
+  if (wake_.exchange(false)) return true;
+  return changed;
+}
+
+void Etcd3Dcs::wake() { wake_ = true; }
+
+}  // namespace pgwarden::dcs::etcd

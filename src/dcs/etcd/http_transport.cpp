@@ -1,0 +1,193 @@
+#include "pgwarden/dcs/etcd/http_transport.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <optional>
+
+namespace pgwarden::dcs::etcd {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto kWakeSlice = std::chrono::milliseconds(100);
+
+// One connection with its own io_context: async operations are started by the caller and
+// driven here so that a deadline (and a wake flag) can interrupt any of them.
+class Connection {
+ public:
+  explicit Connection(const Endpoint& ep) : ep_(ep) {}
+
+  enum class Wait { kDone, kTimeout, kWoken };
+
+  // Runs the io_context until the pending operation sets `done`, the deadline passes, or
+  // *wake is set; on the latter two the socket is closed so the operation completes.
+  Wait run(const bool& done, Clock::time_point deadline, const std::atomic<bool>* wake) {
+    ioc_.restart();
+    while (!done) {
+      auto now = Clock::now();
+      if (now >= deadline) return abort(done, Wait::kTimeout);
+      if (wake && wake->load()) return abort(done, Wait::kWoken);
+      auto slice = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+      if (wake && slice > kWakeSlice) slice = kWakeSlice;
+      ioc_.run_one_for(slice);
+      if (ioc_.stopped()) ioc_.restart();
+    }
+    return Wait::kDone;
+  }
+
+  // `wake` (may be null) interrupts the connect too, reported as a failure; callers that
+  // pass it check the flag themselves.
+  Status connect(Clock::time_point deadline, const std::atomic<bool>* wake = nullptr) {
+    bool done = false;
+    error_code ec;
+    tcp::resolver::results_type results;
+    resolver_.async_resolve(ep_.host, std::to_string(ep_.port),
+                            [&](const error_code& e, tcp::resolver::results_type r) {
+                              ec = e;
+                              results = std::move(r);
+                              done = true;
+                            });
+    if (run(done, deadline, wake) != Wait::kDone) return fail("timed out resolving");
+    if (ec) return fail("cannot resolve: " + ec.message());
+    done = false;
+    asio::async_connect(socket_, results, [&](const error_code& e, const tcp::endpoint&) {
+      ec = e;
+      done = true;
+    });
+    if (run(done, deadline, wake) != Wait::kDone) return fail("timed out connecting");
+    if (ec) return fail("cannot connect: " + ec.message());
+    socket_.set_option(tcp::no_delay(true), ec);
+    return Status::Ok();
+  }
+
+  Status send(const std::string& target, const std::string& body, const std::string& token,
+              Clock::time_point deadline) {
+    http::request<http::string_body> req{http::verb::post, target, 11};
+    req.set(http::field::host, ep_.str());
+    req.set(http::field::content_type, "application/json");
+    if (!token.empty()) req.set(http::field::authorization, token);
+    req.body() = body;
+    req.prepare_payload();
+    bool done = false;
+    error_code ec;
+    http::async_write(socket_, req, [&](const error_code& e, size_t) {
+      ec = e;
+      done = true;
+    });
+    if (run(done, deadline, nullptr) != Wait::kDone) return fail("timed out sending request");
+    if (ec) return fail("cannot send request: " + ec.message());
+    return Status::Ok();
+  }
+
+  Result<HttpReply> receive(Clock::time_point deadline) {
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64ull * 1024 * 1024);
+    bool done = false;
+    error_code ec;
+    http::async_read(socket_, buffer_, parser, [&](const error_code& e, size_t) {
+      ec = e;
+      done = true;
+    });
+    if (run(done, deadline, nullptr) != Wait::kDone) return fail("timed out waiting for the reply");
+    if (ec) return fail("cannot read the reply: " + ec.message());
+    HttpReply reply;
+    reply.status = static_cast<int>(parser.get().result_int());
+    reply.body = std::move(parser.get().body());
+    return reply;
+  }
+
+  Result<StreamEnd> stream(Clock::time_point deadline, const std::atomic<bool>* wake,
+                           const std::function<bool(std::string_view)>& on_data) {
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(boost::none);
+    bool done = false;
+    error_code ec;
+    http::async_read_header(socket_, buffer_, parser, [&](const error_code& e, size_t) {
+      ec = e;
+      done = true;
+    });
+    if (auto w = run(done, deadline, wake); w != Wait::kDone)
+      return w == Wait::kTimeout ? StreamEnd::kTimeout : StreamEnd::kWoken;
+    if (ec) return fail("cannot read the reply: " + ec.message());
+    int status = static_cast<int>(parser.get().result_int());
+    while (!parser.is_done()) {
+      done = false;
+      http::async_read_some(socket_, buffer_, parser, [&](const error_code& e, size_t) {
+        ec = e;
+        done = true;
+      });
+      auto w = run(done, deadline, wake);
+      if (w != Wait::kDone) return w == Wait::kTimeout ? StreamEnd::kTimeout : StreamEnd::kWoken;
+      if (ec == http::error::end_of_stream || ec == asio::error::eof) return StreamEnd::kClosed;
+      if (ec) return fail("stream broken: " + ec.message());
+      std::string chunk = std::move(parser.get().body());
+      parser.get().body().clear();
+      if (status >= 300) continue;  // collect nothing; reported below once complete
+      if (!chunk.empty() && on_data(chunk)) return StreamEnd::kStopped;
+    }
+    if (status >= 300) return Status::Failed("etcd " + ep_.str() + " answered HTTP " + std::to_string(status));
+    return StreamEnd::kClosed;
+  }
+
+ private:
+  Wait abort(const bool& done, Wait why) {
+    error_code ignored;
+    resolver_.cancel();
+    socket_.close(ignored);
+    // Let the cancelled handler run so nothing refers to our stack afterwards.
+    ioc_.restart();
+    while (!done && ioc_.run_one() > 0) {
+    }
+    return why;
+  }
+
+  Status fail(const std::string& what) const { return Status::Unavailable("etcd " + ep_.str() + ": " + what); }
+
+  Endpoint ep_;
+  asio::io_context ioc_{1};
+  tcp::resolver resolver_{ioc_};
+  tcp::socket socket_{ioc_};
+  boost::beast::flat_buffer buffer_;
+};
+
+}  // namespace
+
+Result<HttpReply> http_post(const Endpoint& ep, const std::string& target, const std::string& body,
+                            const std::string& auth_token, Clock::time_point deadline) {
+  try {
+    Connection c(ep);
+    if (auto s = c.connect(deadline); !s.ok()) return s;
+    if (auto s = c.send(target, body, auth_token, deadline); !s.ok()) return s;
+    return c.receive(deadline);
+  } catch (const std::exception& e) {
+    return Status::Unavailable("etcd " + ep.str() + ": " + e.what());
+  }
+}
+
+Result<StreamEnd> http_post_stream(const Endpoint& ep, const std::string& target, const std::string& body,
+                                   const std::string& auth_token, Clock::time_point deadline,
+                                   const std::atomic<bool>* wake,
+                                   const std::function<bool(std::string_view)>& on_data) {
+  try {
+    Connection c(ep);
+    // A blackholed host must not eat the whole watch: connecting gets a short budget.
+    auto connect_deadline = std::min(deadline, Clock::now() + std::chrono::seconds(2));
+    if (auto s = c.connect(connect_deadline, wake); !s.ok()) return s;
+    if (auto s = c.send(target, body, auth_token, connect_deadline); !s.ok()) return s;
+    return c.stream(deadline, wake, on_data);
+  } catch (const std::exception& e) {
+    return Status::Unavailable("etcd " + ep.str() + ": " + e.what());
+  }
+}
+
+}  // namespace pgwarden::dcs::etcd

@@ -1,0 +1,340 @@
+// The etcd v3 backend against a real etcd 3.4: races, leases, Patroni's key layout and
+// value shapes, watch, and host fail-over.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include "pgwarden/dcs/etcd/etcd3_dcs.hpp"
+#include "support/harness.hpp"
+
+namespace pgwarden::dcs::etcd {
+namespace {
+
+using namespace std::chrono_literals;
+using test::EtcdServer;
+
+class EtcdDcs : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new EtcdServer(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+
+  // A fresh scope per test so tests do not see each other's keys.
+  void SetUp() override {
+    scope_ = std::string("c") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  }
+
+  std::unique_ptr<Etcd3Dcs> make(const std::string& name, int ttl = 10, std::vector<Endpoint> hosts = {},
+                                 int retry_timeout = 3) {
+    Etcd3Options o;
+    o.hosts = hosts.empty() ? std::vector<Endpoint>{{"127.0.0.1", server_->client_port()}} : std::move(hosts);
+    o.prefix = cluster_prefix("/service/", scope_);
+    o.name = name;
+    o.ttl = ttl;
+    o.loop_wait = 1;
+    o.retry_timeout = retry_timeout;
+    return std::make_unique<Etcd3Dcs>(std::move(o));
+  }
+
+  std::string prefix() const { return "/service/" + scope_ + "/"; }
+  std::map<std::string, std::string> raw() { return server_->get_prefix(prefix()); }
+
+  static EtcdServer* server_;
+  std::string scope_;
+};
+
+EtcdServer* EtcdDcs::server_ = nullptr;
+
+TEST_F(EtcdDcs, InitializeRace) {
+  auto a = make("a"), b = make("b");
+  EXPECT_TRUE(a->initialize(true, "").ok());
+  auto s = b->initialize(true, "");
+  EXPECT_EQ(s.code(), Code::kConflict) << s.message();
+  EXPECT_TRUE(b->initialize(false, "7221432107392421234").ok());
+  auto c = a->load_cluster();
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->initialize, std::optional<std::string>("7221432107392421234"));
+  EXPECT_TRUE(a->cancel_initialization().ok());
+  EXPECT_FALSE(a->load_cluster()->initialize);
+}
+
+TEST_F(EtcdDcs, LeaderRaceAndUpdate) {
+  auto a = make("a"), b = make("b");
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  auto s = b->attempt_to_acquire_leader();
+  EXPECT_EQ(s.code(), Code::kConflict);
+  EXPECT_NE(s.message().find("held by a"), std::string::npos) << s.message();
+
+  EXPECT_TRUE(a->update_leader(12345).ok());
+  int64_t leader_index = b->load_cluster()->leader->index;
+  EXPECT_TRUE(a->update_leader(12345).ok());  // renewal alone does not rewrite the key
+  EXPECT_EQ(b->load_cluster()->leader->index, leader_index);
+  auto u = b->update_leader(std::nullopt);
+  EXPECT_EQ(u.code(), Code::kConflict);
+  EXPECT_NE(u.message().find("held by a"), std::string::npos) << u.message();
+
+  auto kv = raw();
+  EXPECT_EQ(kv[prefix() + "leader"], "a");
+  EXPECT_EQ(kv[prefix() + "status"], R"({"optime":12345})");
+  auto c = b->load_cluster();
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c->leader);
+  EXPECT_EQ(c->leader->name, "a");
+  EXPECT_EQ(c->leader->session, std::to_string(a->lease_id()));
+  EXPECT_EQ(c->last_lsn, 12345);
+
+  // b cannot delete a's key; a can.
+  EXPECT_EQ(b->delete_leader(std::nullopt).code(), Code::kConflict);
+  EXPECT_TRUE(a->delete_leader(20000).ok());
+  c = b->load_cluster();
+  EXPECT_FALSE(c->leader);
+  EXPECT_EQ(c->last_lsn, 20000);
+  EXPECT_TRUE(b->attempt_to_acquire_leader().ok());
+}
+
+TEST_F(EtcdDcs, CloseRevokesLeaseAndKeys) {
+  auto a = make("a"), b = make("b");
+  ASSERT_TRUE(a->touch_member({{"state", "running"}}).ok());
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  EXPECT_EQ(raw().count(prefix() + "leader"), 1u);
+  a->close();
+  auto c = b->load_cluster();
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->leader);
+  EXPECT_TRUE(c->members.empty());
+  EXPECT_EQ(raw().count(prefix() + "leader"), 0u);
+}
+
+TEST_F(EtcdDcs, LeaderKeyExpiresWhenNotRenewed) {
+  auto a = make("a", /*ttl=*/2), b = make("b");
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(b->load_cluster()->leader);
+  // a stops renewing (as if it hung); the key must go after ~ttl, not before ttl-1.
+  EXPECT_TRUE(test::wait_until([&] { return !b->load_cluster()->leader; }, 8s));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 1s);
+  EXPECT_TRUE(b->attempt_to_acquire_leader().ok());
+  // a's renewal now reports the loss instead of silently retaking the key.
+  auto s = a->update_leader(std::nullopt);
+  EXPECT_EQ(s.code(), Code::kConflict) << s.message();
+}
+
+TEST_F(EtcdDcs, RenewalKeepsLeaderPastTtl) {
+  auto a = make("a", /*ttl=*/2), b = make("b");
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+    std::this_thread::sleep_for(500ms);
+  }
+  auto c = b->load_cluster();
+  ASSERT_TRUE(c->leader);
+  EXPECT_EQ(c->leader->name, "a");
+}
+
+TEST_F(EtcdDcs, SetTtlRebindsLeaderToNewLease) {
+  auto a = make("a", 10);
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  int64_t old_lease = a->lease_id();
+  a->set_ttl(5);
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  EXPECT_NE(a->lease_id(), old_lease);
+  auto c = a->load_cluster();
+  ASSERT_TRUE(c->leader);
+  EXPECT_EQ(c->leader->session, std::to_string(a->lease_id()));
+  EXPECT_TRUE(a->watch(50ms));  // set_ttl asks for a prompt HA cycle
+}
+
+TEST_F(EtcdDcs, TouchMemberUsesPatroniShape) {
+  auto a = make("a"), b = make("b");
+  nlohmann::json data = {{"conn_url", "postgres://127.0.0.1:5432/postgres"},
+                         {"api_url", "http://127.0.0.1:8008/patroni"},
+                         {"state", "running"},
+                         {"role", "replica"},
+                         {"version", "3.0.2"},
+                         {"xlog_location", 67108960},
+                         {"timeline", 1}};
+  ASSERT_TRUE(a->touch_member(data).ok());
+  auto c = b->load_cluster();
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->members.size(), 1u);
+  EXPECT_EQ(c->members[0].name, "a");
+  EXPECT_EQ(c->members[0].data, data);
+  EXPECT_EQ(c->members[0].session, std::to_string(a->lease_id()));
+  EXPECT_GT(c->members[0].index, 0);
+  std::string value = raw()[prefix() + "members/a"];
+  EXPECT_EQ(value, data.dump());  // compact JSON like json.dumps(separators=(',', ':'))
+  EXPECT_EQ(value.find(": "), std::string::npos);
+
+  // Unchanged data after a load is not rewritten (mod revision stays).
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->touch_member(data).ok());
+  EXPECT_EQ(b->load_cluster()->members[0].index, c->members[0].index);
+  data["state"] = "stopped";
+  ASSERT_TRUE(a->touch_member(data).ok());
+  EXPECT_GT(b->load_cluster()->members[0].index, c->members[0].index);
+}
+
+TEST_F(EtcdDcs, ConfigCompareAndSet) {
+  auto a = make("a"), b = make("b");
+  ASSERT_TRUE(a->set_config_value(R"({"ttl":30})", std::nullopt).ok());
+  auto c = a->load_cluster();
+  ASSERT_TRUE(c->config);
+  int64_t idx = c->config_index;
+  ASSERT_TRUE(b->set_config_value(R"({"ttl":20})", idx).ok());
+  auto s = a->set_config_value(R"({"ttl":40})", idx);
+  EXPECT_EQ(s.code(), Code::kConflict) << s.message();
+  EXPECT_EQ((*a->load_cluster()->config)["ttl"], 20);
+
+  ASSERT_TRUE(a->set_failover_value(R"({"leader":"a","member":"b"})", std::nullopt).ok());
+  auto f = b->load_cluster();
+  ASSERT_TRUE(f->failover);
+  EXPECT_EQ(b->set_failover_value("{}", f->failover_index + 100).code(), Code::kConflict);
+  ASSERT_TRUE(a->set_history_value(R"([[1,100,"reason","ts","a"]])").ok());
+  EXPECT_EQ(a->load_cluster()->history->size(), 1u);
+}
+
+TEST_F(EtcdDcs, WatchWakesOnLeaderChangeAndTimesOut) {
+  auto a = make("a"), b = make("b");
+  ASSERT_TRUE(a->load_cluster().ok());
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(a->watch(700ms));
+  auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 650ms);
+  EXPECT_LT(waited, 3s);
+
+  ASSERT_TRUE(a->load_cluster().ok());
+  std::thread writer([&] {
+    std::this_thread::sleep_for(300ms);
+    (void)b->attempt_to_acquire_leader();
+  });
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(a->watch(10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  writer.join();
+
+  // A write that already happened after the last load is seen at once.
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(b->delete_leader(std::nullopt).ok());
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(a->watch(10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+
+  // Our own member/status writes do not wake us (else the leader would spin).
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->touch_member({{"state", "running"}}).ok());
+  ASSERT_TRUE(a->update_leader(42).ok());
+  EXPECT_FALSE(a->watch(500ms));
+}
+
+TEST_F(EtcdDcs, WakeInterruptsWatch) {
+  auto a = make("a");
+  ASSERT_TRUE(a->load_cluster().ok());
+  std::thread waker([&] {
+    std::this_thread::sleep_for(300ms);
+    a->wake();
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(a->watch(10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  waker.join();
+  EXPECT_FALSE(a->watch(200ms));  // the wake was consumed
+}
+
+TEST_F(EtcdDcs, FailsOverFromDeadHost) {
+  int dead = test::free_port();
+  auto a = make("a", 10, {{"127.0.0.1", dead}, {"127.0.0.1", server_->client_port()}});
+  ASSERT_TRUE(a->initialize(true, "x").ok());
+  auto c = a->load_cluster();
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->initialize, std::optional<std::string>("x"));
+  EXPECT_TRUE(a->attempt_to_acquire_leader().ok());
+  EXPECT_TRUE(a->update_leader(1).ok());
+}
+
+// A listener that completes TCP handshakes (kernel backlog) but never answers: a hung etcd.
+class HungHost {
+ public:
+  HungHost() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd_, 16);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~HungHost() { ::close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+TEST_F(EtcdDcs, FailsOverFromHungHost) {
+  HungHost hung;
+  auto a = make("a", 10, {{"127.0.0.1", hung.port()}, {"127.0.0.1", server_->client_port()}}, /*retry_timeout=*/4);
+  auto t0 = std::chrono::steady_clock::now();
+  auto c = a->load_cluster();
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3500ms);  // one per-host slice (2 s) lost
+  // The working host is preferred from now on: no more waiting on the hung one.
+  t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(a->load_cluster().ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+
+  auto b = make("b", 10, {{"127.0.0.1", hung.port()}}, /*retry_timeout=*/2);
+  t0 = std::chrono::steady_clock::now();
+  auto s = b->initialize(true, "");
+  EXPECT_EQ(s.code(), Code::kUnavailable);
+  EXPECT_NE(s.message().find("timed out"), std::string::npos) << s.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+}
+
+TEST_F(EtcdDcs, AllHostsDeadIsUnavailableWithinRetryTimeout) {
+  int d1 = test::free_port(), d2 = test::free_port();
+  auto a = make("a", 10, {{"127.0.0.1", d1}, {"127.0.0.1", d2}}, /*retry_timeout=*/2);
+  auto t0 = std::chrono::steady_clock::now();
+  auto c = a->load_cluster();
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Code::kUnavailable);
+  EXPECT_NE(c.status().message().find("127.0.0.1:" + std::to_string(d1)), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("127.0.0.1:" + std::to_string(d2)), std::string::npos);
+  EXPECT_LT(took, 3500ms);
+  auto s = a->attempt_to_acquire_leader();
+  EXPECT_EQ(s.code(), Code::kUnavailable);
+  // watch with no etcd just waits out its timeout
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(a->watch(300ms));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+TEST_F(EtcdDcs, MalformedValuesDoNotBreakLoad) {
+  auto a = make("a");
+  ASSERT_TRUE(a->set_config_value("{broken", std::nullopt).ok());
+  ASSERT_TRUE(a->set_history_value("not json").ok());
+  ASSERT_TRUE(a->touch_member({{"role", "replica"}}).ok());
+  auto c = a->load_cluster();
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->config);
+  EXPECT_FALSE(c->history);
+  EXPECT_EQ(c->members.size(), 1u);
+}
+
+}  // namespace
+}  // namespace pgwarden::dcs::etcd
