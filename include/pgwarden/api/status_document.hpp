@@ -15,6 +15,10 @@ namespace pgwarden::api {
 // `pg` is nullopt when PostgreSQL could not be queried.
 nlohmann::json build_status_document(const ha::NodeView& view, const std::optional<postgres::PgState>& pg);
 
+// True when the document says replica and the DCS `sync` key lists this node (Patroni's
+// `sync_standby` field and the /sync, /async rules).
+bool is_sync_standby(const ha::NodeView& view, const nlohmann::json& status_document);
+
 // Status code for GET/HEAD/OPTIONS on `path` (no query string) with `query` params, by
 // Patroni 3.0.2's rules (substring match on the path, tag_* filters, ?lag=).
 int health_status_code(const std::string& path, const std::map<std::string, std::string>& query,

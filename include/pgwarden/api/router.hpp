@@ -1,0 +1,53 @@
+#pragma once
+// Request dispatch for the REST API, independent of the socket layer so it can be tested
+// without a server: Patroni routes on the method plus the first path segment and falls
+// back to the health-check handler for any other GET/HEAD/OPTIONS.
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pgwarden/api/server.hpp"
+#include "pgwarden/config/config.hpp"
+
+namespace pgwarden::api {
+
+struct HttpRequest {
+  std::string method;                          // as sent, e.g. "GET"
+  std::string target;                          // raw request target
+  std::string path;                            // target without the query string
+  std::map<std::string, std::string> query;    // first value per key, blank values dropped
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  // Status line only (HEAD, OPTIONS, probes): no body, no Content-Type.
+  bool status_only = false;
+  std::string content_type;  // empty: none
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+};
+
+// Splits "/path?a=1&b=%20" into path and query the way Python's urlparse + parse_qs do
+// (first value per key wins, '+' is a space, empty values are dropped).
+void split_target(const std::string& target, std::string* path, std::map<std::string, std::string>* query);
+
+class Router {
+ public:
+  Router(config::RestApiConfig cfg, ServerDeps deps);
+  // Never throws; may block on deps.query_postgres(), so call it off the I/O thread.
+  HttpResponse handle(const HttpRequest& req) const;
+
+ private:
+  HttpResponse health_check(const HttpRequest& req, bool status_only) const;
+  HttpResponse unsafe(const HttpRequest& req) const;
+  // Empty when the request may proceed, else the 401 message Patroni sends.
+  std::string check_auth(const HttpRequest& req) const;
+
+  config::RestApiConfig cfg_;
+  ServerDeps deps_;
+};
+
+}  // namespace pgwarden::api
