@@ -70,6 +70,9 @@ Result<Spawned> spawn(const Command& cmd) {
     dup2(fds[1], 1);
     dup2(fds[1], 2);
     if (cmd.cwd && chdir(cmd.cwd->c_str()) != 0) _exit(126);
+    // Children (pg_ctl, hence the postmaster; callbacks) must not inherit our sockets:
+    // a postmaster outliving us would keep the REST API port bound.
+    close_range(3, ~0U, 0);
     execve(path.c_str(), argv.data(), envp.data());
     _exit(127);
   }

@@ -22,7 +22,7 @@ bool is_leader(const PgwardenMember& m) { return m.get("/leader").status == 200;
 
 std::string run_capture(const std::string& cmd) {
   std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  FILE* p = popen(("(" + cmd + ") 2>&1").c_str(), "r");
   if (!p) return out;
   char buf[4096];
   size_t n;

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -116,9 +117,13 @@ Child::Child(std::vector<std::string> argv, std::map<std::string, std::string> e
     dup2(logfd, 2);
     int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
+    close_range(3, ~0U, 0);
     if (pw) {
       if (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(126);
     }
+    // Die with the test process, so a killed or crashed test leaves no etcd or pgwarden.
+    // (Set after the credential change, which clears it.)
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     execvpe(av[0], av.data(), envp.data());
     _exit(127);
   }
