@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "cluster_fixture.hpp"
 
@@ -204,6 +205,49 @@ TEST_F(DaemonTest, CallbacksGetActionRoleScopeAndNoPatroniVariables) {
   EXPECT_TRUE(wait_until([&] { return read_file(record).find("on_stop master itest patroni_vars=0") != std::string::npos; },
                          10s))
       << read_file(record);
+}
+
+TEST_F(DaemonTest, CreatesBootstrapUsersFromEnvironment) {
+  MemberOptions o;
+  o.extra_env = {{"PATRONI_admin_PASSWORD", "admin-secret-pw"}, {"PATRONI_admin_OPTIONS", "createrole,createdb"}};
+  PgwardenMember m(etcd, o);
+  m.start();
+  ASSERT_TRUE(wait_until([&] { return is_leader(m); }, 90s)) << m.log();
+  EXPECT_EQ(m.sql("SELECT rolcreaterole::text || rolcreatedb::text || rolcanlogin::text FROM pg_roles WHERE rolname = 'admin'"),
+            "truetruetrue");
+  EXPECT_EQ(m.log().find("admin-secret-pw"), std::string::npos);
+}
+
+TEST_F(DaemonTest, SighupReloadsConfiguration) {
+  PgwardenMember m(etcd, {});
+  m.start();
+  ASSERT_TRUE(wait_until([&] { return is_leader(m); }, 90s)) << m.log();
+  EXPECT_EQ(m.sql("SHOW work_mem"), "4MB");
+  std::string cfg = read_file(m.config_path());
+  auto at = cfg.find("  parameters:\n    unix_socket_directories:");
+  ASSERT_NE(at, std::string::npos);
+  cfg.insert(at + std::string("  parameters:\n").size(), "    work_mem: 8MB\n");
+  write_file(m.config_path(), cfg, 0600);
+  m.stop(SIGHUP, 0ms);
+  EXPECT_TRUE(wait_until([&] { return m.sql("SHOW work_mem") == "8MB"; }, 20s)) << m.log();
+  EXPECT_TRUE(is_leader(m));
+}
+
+TEST_F(DaemonTest, ExactlyOneOfTwoMembersBootstraps) {
+  MemberOptions a, b;
+  a.name = "node1";
+  b.name = "node2";
+  PgwardenMember m1(etcd, a), m2(etcd, b);
+  m1.start();
+  m2.start();
+  ASSERT_TRUE(wait_until([&] { return is_leader(m1) || is_leader(m2); }, 90s)) << m1.log() << m2.log();
+  std::this_thread::sleep_for(3s);
+  EXPECT_NE(is_leader(m1), is_leader(m2));
+  int initialized = fs::exists(m1.data_dir() + "/PG_VERSION") + fs::exists(m2.data_dir() + "/PG_VERSION");
+  EXPECT_EQ(initialized, 1) << "both members ran initdb";
+  auto keys = etcd.get_prefix("/service/itest/");
+  EXPECT_TRUE(keys.count("/service/itest/members/node1"));
+  EXPECT_TRUE(keys.count("/service/itest/members/node2"));
 }
 
 TEST(DaemonCli, BrokenConfigExitsTwoWithOneLinePerProblem) {
