@@ -30,17 +30,17 @@ mkdir -p "$demo"
 [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$demo"
 install -m 0755 build/pgwarden "$demo/pgwarden"
 
-as_pg bash -c "nohup etcd --name demo --data-dir '$demo/etcd' \
+as_pg bash -c "(exec nohup etcd --name demo --data-dir '$demo/etcd' \
   --listen-client-urls http://127.0.0.1:$etcd_port --advertise-client-urls http://127.0.0.1:$etcd_port \
   --listen-peer-urls http://127.0.0.1:$((etcd_port + 1)) --initial-advertise-peer-urls http://127.0.0.1:$((etcd_port + 1)) \
-  --initial-cluster demo=http://127.0.0.1:$((etcd_port + 1)) > '$demo/etcd.log' 2>&1 & echo \$! > '$demo/etcd.pid'"
+  --initial-cluster demo=http://127.0.0.1:$((etcd_port + 1)) > '$demo/etcd.log' 2>&1) & echo \$! > '$demo/etcd.pid'"
 
 sed -e "s#@DEMO@#$demo#g" -e "s#@ETCD_PORT@#$etcd_port#g" -e "s#@PG_PORT@#$pg_port#g" \
     -e "s#@API_PORT@#$api_port#g" config/demo-node1.yml.in > "$demo/node1.yml"
 [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$demo/node1.yml"
 
-as_pg bash -c "cd '$demo' && PATRONI_SUPERUSER_PASSWORD=demo-superuser PATRONI_REPLICATION_PASSWORD=demo-replication \
-  nohup '$demo/pgwarden' '$demo/node1.yml' > '$demo/node1.log' 2>&1 & echo \$! > '$demo/pgwarden.pid'"
+as_pg bash -c "cd '$demo' && (exec env PATRONI_SUPERUSER_PASSWORD=demo-superuser PATRONI_REPLICATION_PASSWORD=demo-replication \
+  nohup '$demo/pgwarden' '$demo/node1.yml' > '$demo/node1.log' 2>&1) & echo \$! > '$demo/pgwarden.pid'"
 
 echo "waiting for the leader..."
 for _ in $(seq 1 60); do

@@ -2,6 +2,8 @@
 // Safety rule above all: a writable PostgreSQL without a renewed leader lock is demoted.
 #include "pgwarden/ha/decide.hpp"
 
+#include "pgwarden/postgres/postgres.hpp"
+
 #include <string>
 
 namespace pgwarden::ha {
@@ -17,6 +19,11 @@ const char* to_string(Action a) {
     case Action::kPromote: return "promote";
     case Action::kDemote: return "demote";
     case Action::kReleaseLock: return "release_lock";
+    case Action::kCreateReplica: return "create_replica";
+    case Action::kFollow: return "follow";
+    case Action::kSyncSlots: return "sync_slots";
+    case Action::kRewind: return "rewind";
+    case Action::kReclone: return "reclone";
   }
   return "unknown";
 }
@@ -29,17 +36,30 @@ Decision make(std::vector<Action> actions, std::string role, std::string reason)
 
 bool leader_is_me(const Snapshot& s) { return s.cluster.leader && s.cluster.leader->name == s.me; }
 
-// No other member that may fail over has published a WAL position ahead of ours. Peers'
-// positions come from their member keys; the REST comparison arrives with replicas.
-bool am_healthiest(const Snapshot& s) {
+
+// May I take the lock when the cluster has none? Not if my lag behind the last known
+// leader position exceeds maximum_lag_on_failover, nor if a peer that may fail over is a
+// primary, is on a newer timeline or is ahead of me. Peers come from their REST APIs
+// when fetched this cycle, else from the positions they published in the DCS.
+// Returns an empty string when I am the healthiest, else why not.
+std::string why_not_healthiest(const Snapshot& s) {
+  if (s.peers_fetched) {
+    auto v = is_healthiest(s.me, s.pg.wal_position, s.pg.timeline, s.nofailover, s.cluster.last_lsn,
+                           s.dyn.maximum_lag_on_failover, s.peers);
+    return v.healthiest ? "" : v.reason;
+  }
+  const int64_t lag = s.cluster.last_lsn - s.pg.wal_position;
+  if (s.cluster.last_lsn > 0 && lag > s.dyn.maximum_lag_on_failover)
+    return "my lag " + std::to_string(lag) + " exceeds maximum_lag_on_failover " +
+           std::to_string(s.dyn.maximum_lag_on_failover);
   for (const auto& m : s.cluster.members) {
     if (m.name == s.me || m.nofailover()) continue;
     auto it = m.data.find("xlog_location");
     if (it != m.data.end() && it->is_number_integer() && it->get<int64_t>() > s.pg.wal_position &&
         m.state() == "running")
-      return false;
+      return m.name + " has published a newer position";
   }
-  return true;
+  return "";
 }
 
 // Cluster has no initialize key yet.
@@ -48,6 +68,7 @@ Decision decide_uninitialized(const Snapshot& s) {
   if (!s.pg.initialized) {
     if (c.leader) return make({}, "uninitialized", "waiting for leader " + c.leader->name + " to bootstrap");
     if (!s.bootstrap_allowed) return make({}, "uninitialized", "bootstrap failed earlier; not retrying in this process");
+    if (s.nofailover) return make({}, "uninitialized", "tagged nofailover: waiting for another member to bootstrap");
     return make({Action::kBootstrap}, "master", "cluster is not initialized: trying to bootstrap it");
   }
   // Existing data but no initialize key (e.g. the DCS was wiped): the member with data
@@ -64,6 +85,21 @@ Decision decide_uninitialized(const Snapshot& s) {
               "existing data and no initialize key: taking the lock");
 }
 
+// The data directory was a primary and another member now leads: rewind it from the
+// leader, or clone afresh; never start it as it is (its timeline may have diverged).
+Decision decide_rejoin(const Snapshot& s) {
+  const std::string& leader = s.cluster.leader->name;
+  if (s.use_pg_rewind && !s.rewind_failed)
+    return make({Action::kRewind, Action::kStartReplica}, "replica",
+                "former primary joining leader " + leader + ": rewinding with pg_rewind first");
+  if (s.use_pg_rewind && !s.remove_data_on_rewind_failure)
+    return make({}, "replica",
+                "former primary: pg_rewind failed and remove_data_directory_on_rewind_failure is off; waiting");
+  if (s.replica_creation_failed) return make({}, "replica", "former primary: re-cloning failed earlier; waiting");
+  return make({Action::kReclone, Action::kStartReplica}, "replica",
+              "former primary joining leader " + leader + ": moving the data directory aside and cloning afresh");
+}
+
 Decision decide_not_running(const Snapshot& s) {
   const auto& c = s.cluster;
   if (s.dyn.pause) return make({}, "replica", "PostgreSQL is not running and the cluster is paused: no action");
@@ -73,38 +109,68 @@ Decision decide_not_running(const Snapshot& s) {
   if (!c.leader)
     return make({Action::kStartReplica}, "replica",
                 "PostgreSQL is not running and the cluster has no leader: starting read-only first");
+  if (s.pg.former_primary) return decide_rejoin(s);
   return make({Action::kStartReplica}, "replica", "PostgreSQL is not running: starting as a replica of " + c.leader->name);
+}
+
+Decision decide_leader(const Snapshot& s) {
+  std::vector<Action> keep{Action::kRenewLock};
+  if (s.dyn.use_slots) keep.push_back(Action::kSyncSlots);
+  if (!s.pg.query_ok) return make({Action::kRenewLock}, "master", "I hold the leader lock; PostgreSQL does not answer yet");
+  if (s.pg.in_recovery) {
+    std::vector<Action> a{Action::kRenewLock, Action::kPromote};
+    if (s.dyn.use_slots) a.push_back(Action::kSyncSlots);
+    return make(a, "master", "promoting: I hold the leader lock but PostgreSQL is a replica");
+  }
+  return make(keep, "master", "no action: I am the leader with the lock");
 }
 
 Decision decide_running(const Snapshot& s) {
   const auto& c = s.cluster;
   const bool primary = s.pg.query_ok && !s.pg.in_recovery;
-  if (leader_is_me(s)) {
-    if (!s.pg.query_ok)
-      return make({Action::kRenewLock}, "master", "I hold the leader lock; PostgreSQL does not answer yet");
-    if (s.pg.in_recovery)
-      return make({Action::kRenewLock, Action::kPromote}, "master",
-                  "promoting: I hold the leader lock but PostgreSQL is a replica");
-    return make({Action::kRenewLock}, "master", "no action: I am the leader with the lock");
-  }
+  if (leader_is_me(s)) return decide_leader(s);
   if (s.dyn.pause) return make({}, primary ? "master" : "replica", "cluster is paused: no action");
   if (!c.leader) {
     if (s.nofailover)
       return primary ? make({Action::kDemote}, "replica", "demoting: tagged nofailover, cannot hold the lock")
                      : make({}, "replica", "cluster has no leader; tagged nofailover, not taking part");
     if (!s.pg.query_ok) return make({}, "replica", "cluster has no leader; PostgreSQL does not answer yet");
-    if (am_healthiest(s)) {
-      if (primary)
-        return make({Action::kAcquireLock}, "master", "acquiring the leader lock: cluster has no leader and I am primary");
-      return make({Action::kAcquireLock, Action::kPromote}, "master",
-                  "cluster has no leader and I am the healthiest: acquiring the lock and promoting");
+    std::string why_not = why_not_healthiest(s);
+    if (why_not.empty()) {
+      std::vector<Action> a{Action::kAcquireLock};
+      if (!primary) a.push_back(Action::kPromote);
+      if (s.dyn.use_slots) a.push_back(Action::kSyncSlots);
+      return make(a, "master",
+                  primary ? "acquiring the leader lock: cluster has no leader and I am primary"
+                          : "cluster has no leader and I am the healthiest (" + postgres::format_lsn(s.pg.wal_position) +
+                                "): acquiring the lock and promoting");
     }
-    return primary ? make({Action::kDemote}, "replica", "demoting: a healthier member should take the lock")
-                   : make({}, "replica", "cluster has no leader; a healthier member should take over");
+    return primary ? make({Action::kDemote}, "replica", "demoting: cluster has no leader and " + why_not)
+                   : make({}, "replica", "cluster has no leader; not the healthiest: " + why_not);
   }
-  if (primary)
-    return make({Action::kDemote}, "replica", "demoting: " + c.leader->name + " holds the leader lock");
+  if (primary) return make({Action::kDemote}, "replica", "demoting: " + c.leader->name + " holds the leader lock");
+  if (s.following != c.leader->name)
+    return make({Action::kFollow}, "replica", "following new leader " + c.leader->name);
   return make({}, "replica", "no action: following leader " + c.leader->name);
+}
+
+// Initialized cluster, empty data directory: clone from the leader (or, without one, with a
+// method that needs none).
+Decision decide_empty_data(const Snapshot& s) {
+  const auto& c = s.cluster;
+  if (c.initialize->empty() && !c.leader)
+    return make({}, "uninitialized", "another member is bootstrapping the cluster: waiting");
+  if (s.replica_creation_failed)
+    return make({}, "uninitialized", "creating a replica failed; retrying on a later cycle");
+  if (c.leader) {
+    if (leader_is_me(s)) return make({}, "uninitialized", "I hold the leader lock but have no data: waiting for it to expire");
+    return make({Action::kCreateReplica, Action::kStartReplica}, "replica",
+                "creating a replica of leader " + c.leader->name);
+  }
+  if (s.can_clone_without_leader)
+    return make({Action::kCreateReplica, Action::kStartReplica}, "replica",
+                "cluster has no leader: creating a replica with a method that needs none");
+  return make({}, "uninitialized", "cluster has no leader and no replica method works without one: waiting");
 }
 
 }  // namespace
@@ -124,11 +190,7 @@ Decision decide(const Snapshot& s) {
     return make(s.pg.running && !s.pg.in_recovery ? std::vector<Action>{Action::kDemote} : std::vector<Action>{},
                 "uninitialized",
                 "system identifier mismatch: cluster is " + *c.initialize + ", my data is " + s.pg.sysid);
-  if (!s.pg.initialized) {
-    if (c.initialize->empty() && !c.leader)
-      return make({}, "uninitialized", "another member is bootstrapping the cluster: waiting");
-    return make({}, "uninitialized", "data directory is empty: waiting for a replica creation method");
-  }
+  if (!s.pg.initialized) return decide_empty_data(s);
   Decision d = s.pg.running ? decide_running(s) : decide_not_running(s);
   if (c.initialize->empty() && leader_is_me(s) && !s.pg.sysid.empty()) d.actions.push_back(Action::kWriteInitialize);
   return d;

@@ -2,35 +2,42 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <ctime>
 #include <thread>
 
 #include "pgwarden/postgres/recovery.hpp"
+#include "pgwarden/postgres/replica.hpp"
+#include "pgwarden/postgres/rewind.hpp"
+#include "pgwarden/postgres/slots.hpp"
 
 namespace pgwarden::ha {
 namespace {
 
-// Parses "postgres://host:port/db" into host and port.
-std::pair<std::string, std::string> host_port_of(const std::string& url) {
-  std::string rest = url;
-  auto scheme = rest.find("://");
-  if (scheme != std::string::npos) rest = rest.substr(scheme + 3);
-  auto at = rest.rfind('@');
-  if (at != std::string::npos) rest = rest.substr(at + 1);
-  auto slash = rest.find('/');
-  if (slash != std::string::npos) rest = rest.substr(0, slash);
-  auto colon = rest.rfind(':');
-  if (colon == std::string::npos) return {rest, "5432"};
-  return {rest.substr(0, colon), rest.substr(colon + 1)};
+double epoch_now() {
+  using namespace std::chrono;
+  return duration_cast<duration<double>>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string iso_now() {
+  auto t = std::chrono::system_clock::now();
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  auto ms = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() % 1000000;
+  char buf[64];
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[96];
+  std::snprintf(out, sizeof out, "%s.%06lld+00:00", buf, static_cast<long long>(ms));
+  return out;
 }
 
 }  // namespace
 
-std::string primary_conninfo(const config::Config& cfg, const std::string& leader_conn_url) {
-  auto [host, port] = host_port_of(leader_conn_url);
-  std::string s = "host=" + host + " port=" + port + " user=" + cfg.postgresql.replication.username;
-  if (!cfg.postgresql.pgpass.empty()) s += " passfile=" + cfg.postgresql.pgpass;
-  s += " application_name=" + cfg.name + " sslmode=prefer";
-  return s;
+std::string Executor::leader_conn_url(const Snapshot& s) const {
+  if (!s.cluster.leader || s.cluster.leader->name == s.me) return "";
+  const auto* leader = s.cluster.member(s.cluster.leader->name);
+  return leader ? leader->conn_url() : "";
 }
 
 std::chrono::milliseconds Executor::start_timeout(const Snapshot& s) const {
@@ -43,9 +50,9 @@ nlohmann::json Executor::parameters_for(bool as_primary, const Snapshot& s) cons
   for (auto& [k, v] : s.dyn.recovery_conf.items()) p[k] = v;
   for (auto& [k, v] : cfg_.postgresql.recovery_conf.items()) p[k] = v;
   p["recovery_target_timeline"] = "latest";
-  if (s.cluster.leader && s.cluster.leader->name != s.me) {
-    if (const auto* leader = s.cluster.member(s.cluster.leader->name))
-      p["primary_conninfo"] = primary_conninfo(cfg_, leader->conn_url());
+  if (std::string url = leader_conn_url(s); !url.empty()) {
+    p["primary_conninfo"] = postgres::replica_conninfo(cfg_, url);
+    if (s.dyn.use_slots) p["primary_slot_name"] = postgres::slot_name_from_member_name(s.me);
   }
   return p;
 }
@@ -68,6 +75,7 @@ Status Executor::start(bool as_primary, const Snapshot& s) {
     return st;
   }
   state_hint_ = "running";
+  following_ = as_primary || !s.cluster.leader ? "" : s.cluster.leader->name;
   callbacks_.fire("on_start", as_primary ? "master" : "replica");
   return Status::Ok();
 }
@@ -79,17 +87,104 @@ Status Executor::promote(const Snapshot& s) {
   if (auto st = pg_.write_configuration(parameters_for(true, s), pg_hba(s)); !st) return st;
   if (auto st = pg_.reload(); !st) spdlog::warn("reload after promote failed: {}", st.message());
   state_hint_ = "running";
+  following_.clear();
   callbacks_.fire("on_role_change", "master");
+  record_history(s);
   return Status::Ok();
 }
 
-// Never leaves PostgreSQL writable: stop fast, then start read-only following the leader
-// if one is known.
+// Appends the switch that just happened to the DCS history, as Patroni does:
+// [timeline, switch_lsn, reason, timestamp, new_leader].
+void Executor::record_history(const Snapshot& s) {
+  auto state = pg_.query_state();
+  if (!state || state->timeline <= 1) return;
+  nlohmann::json from_file = postgres::read_timeline_history(cfg_.postgresql.data_dir, state->timeline);
+  nlohmann::json history = s.cluster.history && s.cluster.history->is_array() ? *s.cluster.history
+                                                                              : nlohmann::json::array();
+  for (const auto& entry : from_file) {
+    int tl = entry[0].get<int>();
+    bool known = false;
+    for (const auto& h : history) known = known || (h.is_array() && !h.empty() && h[0].is_number() && h[0].get<int>() == tl);
+    if (known) continue;
+    nlohmann::json item = entry;
+    if (tl == state->timeline - 1) {
+      item.push_back(iso_now());
+      item.push_back(s.me);
+    }
+    history.push_back(item);
+  }
+  if (auto st = dcs_.set_history_value(history.dump()); !st) spdlog::warn("could not write history: {}", st.message());
+}
+
+// A running replica re-pointed at a new leader: primary_conninfo and primary_slot_name
+// are reloadable since PostgreSQL 13, so no restart.
+Status Executor::follow(const Snapshot& s) {
+  if (auto st = pg_.write_pgpass(); !st) return st;
+  if (auto st = pg_.write_configuration(parameters_for(false, s), pg_hba(s)); !st) return st;
+  if (auto st = postgres::write_standby_signal(cfg_.postgresql.data_dir); !st) return st;
+  if (auto st = pg_.reload(); !st) return st;
+  following_ = s.cluster.leader ? s.cluster.leader->name : "";
+  callbacks_.fire("on_role_change", "replica");
+  return Status::Ok();
+}
+
+Status Executor::create_replica(const Snapshot& s) {
+  if (auto st = pg_.write_pgpass(); !st) return st;
+  state_hint_ = "creating replica";
+  auto method = postgres::create_replica(cfg_, pg_env_, postgres::CloneSource{leader_conn_url(s)});
+  if (!method) {
+    state_hint_ = "stopped";
+    replica_retry_after_ = epoch_now() + 5.0 * std::max(1, s.dyn.loop_wait);
+    return method.status();
+  }
+  spdlog::info("{}: replica created with method {}", cfg_.name, *method);
+  state_hint_ = "stopped";
+  return Status::Ok();
+}
+
+Status Executor::reclone(const Snapshot& s) {
+  auto moved = pg_.move_data_directory_aside();
+  if (!moved) return moved.status();
+  spdlog::warn("{}: old data directory moved aside to {}", cfg_.name, *moved);
+  return create_replica(s);
+}
+
+Status Executor::rewind(const Snapshot& s) {
+  std::string url = leader_conn_url(s);
+  if (url.empty()) return Status::Unavailable("leader has no connection URL yet");
+  if (auto st = pg_.write_pgpass(); !st) return st;
+  state_hint_ = "rewinding";
+  auto st = postgres::rewind(cfg_, pg_env_, url);
+  state_hint_ = "stopped";
+  if (!st) {
+    rewind_failed_ = true;
+    return st;
+  }
+  spdlog::info("{}: pg_rewind from {} done", cfg_.name, s.cluster.leader->name);
+  return Status::Ok();
+}
+
+// Slots for every other member, so replicas never lose the WAL they still need.
+Status Executor::sync_slots(const Snapshot& s) {
+  std::vector<std::string> wanted;
+  for (const auto& m : s.cluster.members)
+    if (m.name != s.me) wanted.push_back(postgres::slot_name_from_member_name(m.name));
+  return postgres::sync_physical_slots(pg_, wanted);
+}
+
+// Never leaves PostgreSQL writable: stop fast; then, with no other leader, start read-only.
+// With another leader the next cycle rejoins it (rewind or clone first: our timeline may
+// have diverged).
 Status Executor::demote(const Snapshot& s) {
   state_hint_ = "stopping";
   if (auto st = pg_.stop("fast", std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout))); !st) {
     spdlog::error("demote: fast stop failed ({}); stopping immediately", st.message());
     if (auto st2 = pg_.stop("immediate", std::chrono::seconds(30)); !st2) return st2;
+  }
+  callbacks_.fire("on_role_change", "demoted");
+  if (s.cluster.leader && s.cluster.leader->name != s.me) {
+    state_hint_ = "stopped";
+    return Status::Ok();
   }
   if (auto st = pg_.write_configuration(parameters_for(false, s), pg_hba(s)); !st) return st;
   if (auto st = postgres::write_standby_signal(cfg_.postgresql.data_dir); !st) return st;
@@ -99,6 +194,7 @@ Status Executor::demote(const Snapshot& s) {
     return st;
   }
   state_hint_ = "running";
+  following_.clear();
   callbacks_.fire("on_role_change", "replica");
   return Status::Ok();
 }
@@ -185,6 +281,11 @@ Outcome Executor::execute(const Decision& d, const Snapshot& s) {
         st = dcs_.delete_leader(std::nullopt);
         out.holds_lock = false;
         break;
+      case Action::kCreateReplica: st = create_replica(s); break;
+      case Action::kFollow: st = follow(s); break;
+      case Action::kSyncSlots: st = sync_slots(s); break;
+      case Action::kRewind: st = rewind(s); break;
+      case Action::kReclone: st = reclone(s); break;
     }
     if (!st) {
       spdlog::warn("{}: {} failed: {}", cfg_.name, to_string(a), st.message());

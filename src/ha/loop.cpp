@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "pgwarden/ha/decide.hpp"
+#include "pgwarden/ha/peer_status.hpp"
 #include "pgwarden/postgres/recovery.hpp"
 #include "pgwarden/version.hpp"
 
@@ -27,7 +28,7 @@ HaLoop::HaLoop(config::Config cfg, util::Environment pg_env, util::Environment d
       board_(board),
       pg_(cfg_, pg_env_),
       callbacks_(cfg_.postgresql.callbacks, std::move(daemon_env), cfg_.scope),
-      executor_(cfg_, *dcs_, pg_, callbacks_),
+      executor_(cfg_, pg_env_, *dcs_, pg_, callbacks_),
       dyn_(cfg_.dynamic) {}
 
 HaLoop::~HaLoop() = default;
@@ -76,7 +77,6 @@ LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
   l.data_dir_empty = pg_.data_directory_empty();
   l.initialized = pg_.is_initialized();
   l.running = pg_.is_running();
-  if (l.initialized) l.sysid = pg_.system_identifier();
   if (l.running) {
     auto st = pg_.query_state();
     if (st) {
@@ -87,6 +87,13 @@ LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
       if (!st->system_identifier.empty()) l.sysid = st->system_identifier;
       *state = *st;
     }
+  }
+  // pg_controldata only when SQL cannot tell (it is a process per call).
+  if (l.initialized && !l.query_ok) {
+    auto control = postgres::read_control_data(cfg_, pg_env_);
+    l.sysid = control.system_identifier;
+    l.former_primary = control.was_primary();
+    if (l.timeline == 0) l.timeline = control.timeline;
   }
   return l;
 }
@@ -165,12 +172,34 @@ void HaLoop::cycle() {
   s.nofailover = cfg_.tags.count("nofailover") && cfg_.tags.at("nofailover") == "true";
   s.was_leader = was_leader_;
   s.bootstrap_allowed = bootstrap_allowed_;
+  s.following = executor_.following();
+  s.use_pg_rewind = cfg_.postgresql.use_pg_rewind.value_or(dyn_.use_pg_rewind);
+  s.remove_data_on_rewind_failure = cfg_.postgresql.remove_data_directory_on_rewind_failure;
+  s.rewind_failed = executor_.rewind_failed();
+  s.replica_creation_failed = s.now < executor_.replica_retry_after();
+  for (const auto& [name, method] : cfg_.postgresql.replica_methods)
+    s.can_clone_without_leader = s.can_clone_without_leader || method.no_master;
+  // A leader race: ask the others over their REST APIs how far they are.
+  if (s.dcs_ok && !s.cluster.leader && s.pg.running && s.pg.query_ok && !s.nofailover && !s.dyn.pause) {
+    std::vector<dcs::Member> others;
+    for (const auto& m : s.cluster.members)
+      if (m.name != s.me) others.push_back(m);
+    s.peers = fetch_peer_statuses(others, std::chrono::seconds(2));
+    s.peers_fetched = true;
+  }
 
   Decision d = decide(s);
   if (!d.actions.empty() || d.reason != last_reason_) spdlog::info("{}: {}", cfg_.name, d.reason);
   last_reason_ = d.reason;
   Outcome out = executor_.execute(d, s);
   was_leader_ = out.holds_lock;
+  // Readers (REST API) see the lock as it is after our actions, not as read before them.
+  if (last_cluster_) {
+    if (out.holds_lock && (!last_cluster_->leader || last_cluster_->leader->name != cfg_.name))
+      last_cluster_->leader = dcs::Leader{cfg_.name, 0, ""};
+    else if (!out.holds_lock && last_cluster_->leader && last_cluster_->leader->name == cfg_.name)
+      last_cluster_->leader.reset();
+  }
   if (out.bootstrap_failed) bootstrap_allowed_ = false;
   if (out.fatal) {
     spdlog::critical("{}: {}", cfg_.name, out.status.message());
@@ -203,7 +232,8 @@ int HaLoop::run() {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       if (dcs_->watch(left)) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        // The watch reports others' changes only; a short pause still bounds a storm.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
         break;
       }
       std::lock_guard<std::mutex> l(reload_mu_);

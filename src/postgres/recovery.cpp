@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cstdio>
 #include <sstream>
 
 #include "pgwarden/postgres/postgres.hpp"
@@ -35,6 +36,7 @@ ControlData read_control_data(const config::Config& cfg, const util::Environment
   e["LC_ALL"] = "C";
   auto r = util::run({{prog, cfg.postgresql.data_dir}, e, std::nullopt}, std::chrono::seconds(10));
   if (!r || r->exit_code != 0) return out;
+  out.ok = true;
   std::istringstream in(r->output);
   std::string line;
   auto value_of = [](const std::string& l) {
@@ -47,6 +49,28 @@ ControlData read_control_data(const config::Config& cfg, const util::Environment
     if (line.rfind("Latest checkpoint location:", 0) == 0) out.checkpoint_location = parse_lsn(value_of(line));
     else if (line.rfind("Database cluster state:", 0) == 0) out.cluster_state = value_of(line);
     else if (line.rfind("Latest checkpoint's TimeLineID:", 0) == 0) out.timeline = std::atoi(value_of(line).c_str());
+    else if (line.rfind("Database system identifier:", 0) == 0) out.system_identifier = value_of(line);
+  }
+  return out;
+}
+
+nlohmann::json read_timeline_history(const std::string& data_dir, int timeline) {
+  nlohmann::json out = nlohmann::json::array();
+  if (timeline <= 1) return out;
+  char name[32];
+  std::snprintf(name, sizeof name, "%08X.history", static_cast<unsigned>(timeline));
+  std::ifstream f(data_dir + "/pg_wal/" + name);
+  std::string line;
+  while (std::getline(f, line)) {
+    // "<parent tli>\t<switch lsn>\t<reason>"; comments and blank lines skipped.
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream in(line);
+    std::string tli, lsn, reason;
+    if (!std::getline(in, tli, '\t') || !std::getline(in, lsn, '\t')) continue;
+    std::getline(in, reason);
+    auto pos = parse_lsn(lsn);
+    if (!pos) continue;
+    out.push_back(nlohmann::json::array({std::atoi(tli.c_str()), *pos, reason}));
   }
   return out;
 }

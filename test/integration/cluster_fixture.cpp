@@ -38,7 +38,8 @@ void PgwardenMember::write_config() {
     << "etcd3:\n  hosts: " << etcd_.endpoint() << "\n"
     << "bootstrap:\n  dcs:\n    ttl: " << opts_.ttl << "\n    loop_wait: " << opts_.loop_wait
     << "\n    retry_timeout: " << opts_.retry_timeout
-    << "\n    maximum_lag_on_failover: 1048576\n    postgresql:\n      use_pg_rewind: true\n"
+    << "\n    maximum_lag_on_failover: 1048576\n    postgresql:\n      use_pg_rewind: "
+    << (opts_.use_pg_rewind ? "true" : "false") << "\n"
     << "      parameters:\n        wal_level: replica\n        max_connections: 50\n"
     << "  initdb:\n    - encoding: UTF8\n    - data-checksums\n";
   if (!opts_.post_init.empty()) y << "  post_init: " << opts_.post_init << "\n";

@@ -22,6 +22,7 @@ struct MemberOptions {
   std::map<std::string, std::string> extra_env;  // e.g. PATRONI_* overrides
   // Run pgwarden as PID 1 of a new PID namespace (unshare), as a container runtime would.
   bool as_pid1 = false;
+  bool use_pg_rewind = true;  // bootstrap.dcs.postgresql.use_pg_rewind
 };
 
 class PgwardenMember {

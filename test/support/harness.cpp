@@ -242,6 +242,8 @@ void EtcdServer::kill_now() {
   }
 }
 
+int EtcdServer::pid() const { return proc_ ? proc_->pid() : -1; }
+
 bool EtcdServer::ready() {
   auto r = http_request("GET", "127.0.0.1", client_port_, "/health", "", std::chrono::seconds(1));
   return r.status == 200 && r.body.find("true") != std::string::npos;

@@ -79,6 +79,7 @@ class EtcdServer {
   int client_port() const { return client_port_; }
   std::string endpoint() const { return "127.0.0.1:" + std::to_string(client_port_); }
   bool ready();
+  int pid() const;
   // etcdctl get --prefix; key -> value.
   std::map<std::string, std::string> get_prefix(const std::string& prefix);
   void kill_now();

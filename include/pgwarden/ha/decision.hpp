@@ -16,6 +16,11 @@ enum class Action {
   kPromote,          // pg_ctl promote, then record the new timeline in history
   kDemote,           // stop, then start read-only: we must not stay writable
   kReleaseLock,      // delete our leader key
+  kCreateReplica,    // clone the data directory with create_replica_methods
+  kFollow,           // point primary_conninfo/primary_slot_name at the leader, reload
+  kSyncSlots,        // leader: physical slots for every other member, drop stale ones
+  kRewind,           // pg_rewind the former primary from the leader
+  kReclone,          // move the data directory aside and clone afresh
 };
 
 const char* to_string(Action a);

@@ -21,8 +21,9 @@ struct Outcome {
 
 class Executor {
  public:
-  Executor(const config::Config& cfg, dcs::Dcs& dcs, postgres::Postgres& pg, util::CallbackExecutor& callbacks)
-      : cfg_(cfg), dcs_(dcs), pg_(pg), callbacks_(callbacks) {}
+  Executor(const config::Config& cfg, const util::Environment& pg_env, dcs::Dcs& dcs, postgres::Postgres& pg,
+           util::CallbackExecutor& callbacks)
+      : cfg_(cfg), pg_env_(pg_env), dcs_(dcs), pg_(pg), callbacks_(callbacks) {}
 
   Outcome execute(const Decision& d, const Snapshot& s);
 
@@ -30,23 +31,37 @@ class Executor {
   // cluster, ...), updated while actions run.
   const std::string& pg_state_hint() const { return state_hint_; }
 
+  // Feedback for the next snapshot.
+  const std::string& following() const { return following_; }
+  bool rewind_failed() const { return rewind_failed_; }
+  // Epoch seconds before which replica creation is not retried after every method failed.
+  double replica_retry_after() const { return replica_retry_after_; }
+
  private:
   Status bootstrap(const Snapshot& s, Outcome& out);
   Status start(bool as_primary, const Snapshot& s);
   Status promote(const Snapshot& s);
   Status demote(const Snapshot& s);
+  Status follow(const Snapshot& s);
+  Status create_replica(const Snapshot& s);
+  Status reclone(const Snapshot& s);
+  Status rewind(const Snapshot& s);
+  Status sync_slots(const Snapshot& s);
+  void record_history(const Snapshot& s);
+  std::string leader_conn_url(const Snapshot& s) const;
   nlohmann::json parameters_for(bool as_primary, const Snapshot& s) const;
   std::vector<std::string> pg_hba(const Snapshot& s) const;
   std::chrono::milliseconds start_timeout(const Snapshot& s) const;
 
   const config::Config& cfg_;
+  const util::Environment& pg_env_;
   dcs::Dcs& dcs_;
   postgres::Postgres& pg_;
   util::CallbackExecutor& callbacks_;
   std::string state_hint_;
+  std::string following_;
+  bool rewind_failed_ = false;
+  double replica_retry_after_ = 0;
 };
-
-// primary_conninfo for following the member whose conn_url is given ("postgres://h:p/db").
-std::string primary_conninfo(const config::Config& cfg, const std::string& leader_conn_url);
 
 }  // namespace pgwarden::ha

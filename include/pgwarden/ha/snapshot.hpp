@@ -3,9 +3,11 @@
 // the dynamic configuration and the clock. Built by the loop; read by decide().
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "pgwarden/config/config.hpp"
 #include "pgwarden/dcs/cluster.hpp"
+#include "pgwarden/ha/peer_status.hpp"
 
 namespace pgwarden::ha {
 
@@ -18,7 +20,12 @@ struct LocalPostgres {
   int64_t wal_position = 0;
   int timeline = 0;
   std::string sysid;            // from pg_controldata; empty when unknown
+  // The data directory was last a primary (pg_controldata says "in production" or
+  // "shut down", not "... in recovery"): joining another leader needs a rewind or a clone.
+  bool former_primary = false;
 };
+
+
 
 struct Snapshot {
   std::string me;
@@ -30,6 +37,16 @@ struct Snapshot {
   bool was_leader = false;      // we held the lock at the end of the previous cycle
   bool bootstrap_allowed = true;  // false after a failed bootstrap in this process
   double now = 0;               // epoch seconds
+
+  // Replication.
+  std::string following;          // leader our primary_conninfo points at ("" for none)
+  bool peers_fetched = false;     // `peers` holds this cycle's answers
+  std::vector<PeerStatus> peers;    // other members' REST status during a leader race
+  bool use_pg_rewind = false;     // effective (local overrides dynamic)
+  bool remove_data_on_rewind_failure = false;
+  bool rewind_failed = false;     // a rewind failed in this process; don't retry it
+  bool can_clone_without_leader = false;  // a create_replica_method has no_master/no_leader
+  bool replica_creation_failed = false;   // every method failed last time: back off
 };
 
 }  // namespace pgwarden::ha

@@ -190,7 +190,7 @@ TEST_F(ServerTest, UnsafeMethodsNeedAuthWhenConfigured) {
   auto right = raw_exchange(port,
                             "POST /reload HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46czNjcmV0\r\n"
                             "Content-Length: 0\r\nConnection: close\r\n\r\n");
-  EXPECT_TRUE(right.starts_with("HTTP/1.1 501 Not Implemented\r\n")) << right;
+  EXPECT_TRUE(right.starts_with("HTTP/1.1 501 ")) << right;
 }
 
 TEST_F(ServerTest, UnsafeMethodsWithoutAuthAre501) {

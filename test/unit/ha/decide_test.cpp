@@ -62,6 +62,21 @@ TEST_P(DecideTable, DecidesExpectedActions) {
   EXPECT_FALSE(d.reason.empty());
 }
 
+PeerStatus peer(const std::string& name, int64_t wal) {
+  PeerStatus p;
+  p.name = name;
+  p.reachable = true;
+  p.in_recovery = true;
+  p.wal_position = wal;
+  p.timeline = 1;
+  return p;
+}
+
+void with_peers(Snapshot& s, std::vector<PeerStatus> peers) {
+  s.peers_fetched = true;
+  s.peers = std::move(peers);
+}
+
 auto no_leader = [](Snapshot& s) { s.cluster.leader.reset(); };
 auto other_leader = [](Snapshot& s) {
   s.cluster.leader = dcs::Leader{"node2", 9, "2"};
@@ -74,31 +89,87 @@ auto stopped = [](Snapshot& s) {
 };
 
 const Row kRows[] = {
-    {"LeaderPrimaryRenews", [](Snapshot&) {}, {A::kRenewLock}, "master"},
-    {"LeaderButReplicaPromotes", as_replica, {A::kRenewLock, A::kPromote}, "master"},
+    {"LeaderPrimaryRenewsAndKeepsSlots", [](Snapshot&) {}, {A::kRenewLock, A::kSyncSlots}, "master"},
+    {"LeaderWithoutSlotsOnlyRenews", [](Snapshot& s) { s.dyn.use_slots = false; }, {A::kRenewLock}, "master"},
+    {"LeaderButReplicaPromotes", as_replica, {A::kRenewLock, A::kPromote, A::kSyncSlots}, "master"},
     {"LeaderNotAnsweringStillRenews", [](Snapshot& s) { s.pg.query_ok = false; }, {A::kRenewLock}, "master"},
     {"CrashedLeaderRestartsAsPrimary", stopped, {A::kRenewLock, A::kStartPrimary}, "master"},
     {"CrashedNoLeaderStartsReadOnly", [](Snapshot& s) { stopped(s); no_leader(s); }, {A::kStartReplica}, "replica"},
     {"StoppedOtherLeaderStartsReplica", [](Snapshot& s) { stopped(s); other_leader(s); }, {A::kStartReplica}, "replica"},
     {"StoppedAndPausedDoesNothing", [](Snapshot& s) { stopped(s); s.dyn.pause = true; }, {}, "replica"},
-    {"PrimaryNoLeaderAcquires", no_leader, {A::kAcquireLock}, "master"},
+    {"PrimaryNoLeaderAcquires", no_leader, {A::kAcquireLock, A::kSyncSlots}, "master"},
     {"ReplicaNoLeaderHealthiestAcquiresAndPromotes", [](Snapshot& s) { no_leader(s); as_replica(s); },
-     {A::kAcquireLock, A::kPromote}, "master"},
+     {A::kAcquireLock, A::kPromote, A::kSyncSlots}, "master"},
+    {"PeerAheadOverRestWaits",
+     [](Snapshot& s) { no_leader(s); as_replica(s); with_peers(s, {peer("node2", 150)}); }, {}, "replica"},
+    {"PeerEqualOverRestAcquires",
+     [](Snapshot& s) { no_leader(s); as_replica(s); with_peers(s, {peer("node2", 100)}); },
+     {A::kAcquireLock, A::kPromote, A::kSyncSlots}, "master"},
+    {"PeerBehindOverRestAcquires",
+     [](Snapshot& s) { no_leader(s); as_replica(s); with_peers(s, {peer("node2", 50), peer("node3", 99)}); },
+     {A::kAcquireLock, A::kPromote, A::kSyncSlots}, "master"},
+    {"UnreachablePeerAheadIgnored",
+     [](Snapshot& s) { no_leader(s); as_replica(s); auto p = peer("node2", 900); p.reachable = false; with_peers(s, {p}); },
+     {A::kAcquireLock, A::kPromote, A::kSyncSlots}, "master"},
+    {"NofailoverPeerAheadIgnoredOverRest",
+     [](Snapshot& s) { no_leader(s); as_replica(s); auto p = peer("node2", 900); p.nofailover = true; with_peers(s, {p}); },
+     {A::kAcquireLock, A::kPromote, A::kSyncSlots}, "master"},
+    {"PeerAlreadyPrimaryWaits",
+     [](Snapshot& s) { no_leader(s); as_replica(s); auto p = peer("node2", 10); p.in_recovery = false; with_peers(s, {p}); },
+     {}, "replica"},
+    {"PeerOnNewerTimelineWaits",
+     [](Snapshot& s) { no_leader(s); as_replica(s); auto p = peer("node2", 10); p.timeline = 2; with_peers(s, {p}); },
+     {}, "replica"},
+    {"LagBeyondMaximumWaits",
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.last_lsn = 100 + 2048; s.dyn.maximum_lag_on_failover = 1024; },
+     {}, "replica"},
+    {"LagWithinMaximumAcquires",
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.last_lsn = 100 + 512; s.dyn.maximum_lag_on_failover = 1024; },
+     {A::kAcquireLock, A::kPromote, A::kSyncSlots}, "master"},
+    {"GracefulHandoverReplicaHasShutdownCheckpoint",
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.last_lsn = 100; with_peers(s, {peer("node2", 80)}); },
+     {A::kAcquireLock, A::kPromote, A::kSyncSlots}, "master"},
     {"ReplicaNoLeaderNotHealthiestWaits",
      [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 500)); }, {}, "replica"},
     {"EqualLsnStillHealthiest",
      [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 100)); },
-     {A::kAcquireLock, A::kPromote}, "master"},
+     {A::kAcquireLock, A::kPromote, A::kSyncSlots}, "master"},
     {"AheadPeerThatIsNofailoverIgnored",
      [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 900, "running", true)); },
-     {A::kAcquireLock, A::kPromote}, "master"},
+     {A::kAcquireLock, A::kPromote, A::kSyncSlots}, "master"},
     {"AheadPeerNotRunningIgnored",
      [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 900, "stopped")); },
-     {A::kAcquireLock, A::kPromote}, "master"},
+     {A::kAcquireLock, A::kPromote, A::kSyncSlots}, "master"},
     {"NofailoverReplicaNoLeaderWaits", [](Snapshot& s) { no_leader(s); as_replica(s); s.nofailover = true; }, {}, "replica"},
     {"NofailoverPrimaryNoLeaderDemotes", [](Snapshot& s) { no_leader(s); s.nofailover = true; }, {A::kDemote}, "replica"},
     {"PrimaryWhileOtherHoldsLockDemotes", other_leader, {A::kDemote}, "replica"},
-    {"ReplicaFollowsOtherLeader", [](Snapshot& s) { other_leader(s); as_replica(s); }, {}, "replica"},
+    {"ReplicaFollowingLeaderDoesNothing",
+     [](Snapshot& s) { other_leader(s); as_replica(s); s.following = "node2"; }, {}, "replica"},
+    {"ReplicaFollowsNewLeader", [](Snapshot& s) { other_leader(s); as_replica(s); s.following = "node3"; },
+     {A::kFollow}, "replica"},
+    {"FormerPrimaryRewindsBeforeJoining",
+     [](Snapshot& s) { stopped(s); other_leader(s); s.pg.former_primary = true; s.use_pg_rewind = true; },
+     {A::kRewind, A::kStartReplica}, "replica"},
+    {"FormerPrimaryReclonesWithoutRewind",
+     [](Snapshot& s) { stopped(s); other_leader(s); s.pg.former_primary = true; },
+     {A::kReclone, A::kStartReplica}, "replica"},
+    {"FailedRewindReclonesWhenAllowed",
+     [](Snapshot& s) {
+       stopped(s); other_leader(s); s.pg.former_primary = true; s.use_pg_rewind = true; s.rewind_failed = true;
+       s.remove_data_on_rewind_failure = true;
+     },
+     {A::kReclone, A::kStartReplica}, "replica"},
+    {"FailedRewindWaitsWhenRemovalNotAllowed",
+     [](Snapshot& s) { stopped(s); other_leader(s); s.pg.former_primary = true; s.use_pg_rewind = true; s.rewind_failed = true; },
+     {}, "replica"},
+    {"FormerReplicaStartsWithoutRewind", [](Snapshot& s) { stopped(s); other_leader(s); s.use_pg_rewind = true; },
+     {A::kStartReplica}, "replica"},
+    {"EmptyDataNoLeaderClonesWithNoMasterMethod",
+     [](Snapshot& s) { no_leader(s); s.pg = LocalPostgres{}; s.can_clone_without_leader = true; },
+     {A::kCreateReplica, A::kStartReplica}, "replica"},
+    {"EmptyDataNoLeaderNoMethodWaits", [](Snapshot& s) { no_leader(s); s.pg = LocalPostgres{}; }, {}, "uninitialized"},
+    {"EmptyDataAfterFailedCloneWaits",
+     [](Snapshot& s) { other_leader(s); s.pg = LocalPostgres{}; s.replica_creation_failed = true; }, {}, "uninitialized"},
     {"PausedNoLeaderDoesNothing", [](Snapshot& s) { no_leader(s); s.dyn.pause = true; }, {}, "master"},
     {"DcsDownPrimaryDemotes", [](Snapshot& s) { s.dcs_ok = false; }, {A::kDemote}, "replica"},
     {"DcsDownHungPrimaryThatWasLeaderDemotes", [](Snapshot& s) { s.dcs_ok = false; s.pg.query_ok = false; },
@@ -111,6 +182,13 @@ const Row kRows[] = {
        s.pg = LocalPostgres{};
      },
      {A::kBootstrap}, "master"},
+    {"NofailoverNeverBootstraps",
+     [](Snapshot& s) {
+       s.cluster = dcs::Cluster{};
+       s.pg = LocalPostgres{};
+       s.nofailover = true;
+     },
+     {}, "uninitialized"},
     {"BootstrapNotRetriedAfterFailure",
      [](Snapshot& s) {
        s.cluster = dcs::Cluster{};
@@ -125,8 +203,8 @@ const Row kRows[] = {
        s.pg = LocalPostgres{};
      },
      {}, "uninitialized"},
-    {"EmptyDataWithLeaderWaitsForReplicaMethod", [](Snapshot& s) { other_leader(s); s.pg = LocalPostgres{}; }, {},
-     "uninitialized"},
+    {"EmptyDataWithLeaderCreatesReplica", [](Snapshot& s) { other_leader(s); s.pg = LocalPostgres{}; },
+     {A::kCreateReplica, A::kStartReplica}, "replica"},
     {"ExistingDataNoInitializeKeyStopped",
      [](Snapshot& s) {
        s.cluster.initialize.reset();
@@ -143,7 +221,7 @@ const Row kRows[] = {
     {"SysidMismatchPrimaryDemotes", [](Snapshot& s) { s.pg.sysid = "123"; }, {A::kDemote}, "uninitialized"},
     {"SysidMismatchStoppedDoesNotStart", [](Snapshot& s) { s.pg.sysid = "123"; stopped(s); }, {}, "uninitialized"},
     {"EmptyInitializeValueFilledByLeader", [](Snapshot& s) { s.cluster.initialize = ""; },
-     {A::kRenewLock, A::kWriteInitialize}, "master"},
+     {A::kRenewLock, A::kSyncSlots, A::kWriteInitialize}, "master"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Rules, DecideTable, ::testing::ValuesIn(kRows),

@@ -1,0 +1,29 @@
+#pragma once
+// Physical replication slots the primary keeps for its members (use_slots), as Patroni's
+// SlotsHandler does for physical slots. Logical slots are never touched here.
+#include <string>
+#include <vector>
+
+#include "pgwarden/postgres/postgres.hpp"
+#include "pgwarden/util/status.hpp"
+
+namespace pgwarden::postgres {
+
+// Patroni's slot_name_from_member_name: lower-cased, '-' and '.' become '_', any other
+// character outside [a-z0-9_] becomes 'u' + its code point in decimal, zero-padded to 4
+// digits ("{:04d}" — Patroni's format, not hex); truncated to 63 characters. Input is UTF-8.
+std::string slot_name_from_member_name(const std::string& member_name);
+
+// True for a name PostgreSQL accepts as a slot name: 1..63 of [a-z0-9_].
+bool is_valid_slot_name(const std::string& name);
+
+// Names of the physical (non-temporary) slots on the server `pg` manages, sorted.
+Result<std::vector<std::string>> list_physical_slots(const Postgres& pg);
+
+// Creates the missing slots of `wanted` (reserving WAL immediately, so a member that starts
+// streaming later finds everything it needs) and drops physical slots not in `wanted` that
+// are not active. An active slot is never dropped: its standby would lose its WAL. Keeps
+// going after an error; Failed then lists them all.
+Status sync_physical_slots(const Postgres& pg, const std::vector<std::string>& wanted);
+
+}  // namespace pgwarden::postgres

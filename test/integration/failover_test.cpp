@@ -1,0 +1,185 @@
+// Three pgwarden members on one etcd: replicas, failover, rejoin, graceful handover, DCS
+// loss and nofailover. Real PostgreSQL 15 and etcd on loopback.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "cluster_fixture.hpp"
+
+namespace pgwarden::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+class ThreeMembers : public ::testing::Test {
+ protected:
+  void start(int n = 3, const std::function<void(MemberOptions&)>& tweak = {}) {
+    for (int i = 1; i <= n; ++i) {
+      MemberOptions o;
+      o.name = "node" + std::to_string(i);
+      o.ttl = 10;
+      o.loop_wait = 2;
+      o.retry_timeout = 4;
+      if (tweak) tweak(o);
+      members.push_back(std::make_unique<PgwardenMember>(etcd, o));
+    }
+    for (auto& m : members) m->start();
+  }
+
+  PgwardenMember* leader() {
+    for (auto& m : members)
+      if (m->alive() && m->get("/leader").status == 200) return m.get();
+    return nullptr;
+  }
+
+  int streaming_replicas(PgwardenMember* m) {
+    std::string n = m->sql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'");
+    return n.rfind("ERROR", 0) == 0 ? -1 : std::atoi(n.c_str());
+  }
+
+  // Waits for one leader with `replicas` streaming replicas; returns it.
+  PgwardenMember* wait_for_cluster(int replicas, std::chrono::seconds timeout = 120s) {
+    PgwardenMember* l = nullptr;
+    wait_until([&] { l = leader(); return l && streaming_replicas(l) == replicas; }, timeout);
+    return l && streaming_replicas(l) == replicas ? l : nullptr;
+  }
+
+  std::string logs() {
+    std::string all;
+    for (auto& m : members) all += "----- " + m->options().name + "\n" + m->log();
+    return all;
+  }
+
+  EtcdServer etcd;
+  std::vector<std::unique_ptr<PgwardenMember>> members;
+};
+
+TEST_F(ThreeMembers, BootstrapOneLeaderTwoStreamingReplicasWithSlots) {
+  start();
+  PgwardenMember* l = wait_for_cluster(2);
+  ASSERT_TRUE(l) << logs();
+  EXPECT_EQ(l->sql("SELECT count(*) FROM pg_replication_slots WHERE active"), "2");
+  int leaders = 0;
+  for (auto& m : members) leaders += m->get("/leader").status == 200;
+  EXPECT_EQ(leaders, 1);
+  for (auto& m : members) {
+    if (m.get() == l) continue;
+    EXPECT_EQ(m->get("/replica").status, 200);
+    EXPECT_EQ(m->sql("SELECT pg_is_in_recovery()::text"), "true");
+  }
+  // patronictl sees all three with their roles.
+  std::string out;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        FILE* p = popen(("patronictl -c " + l->config_path() + " list 2>&1").c_str(), "r");
+        out.clear();
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+        pclose(p);
+        size_t replicas = 0;
+        for (size_t pos = 0; (pos = out.find("Replica", pos)) != std::string::npos; ++pos) ++replicas;
+        return out.find("Leader") != std::string::npos && replicas == 2;
+      },
+      30s))
+      << out;
+}
+
+TEST_F(ThreeMembers, KilledLeaderFailsOverAndRejoinsWithRewind) {
+  start();
+  PgwardenMember* old = wait_for_cluster(2);
+  ASSERT_TRUE(old) << logs();
+  ASSERT_EQ(old->sql("CREATE TABLE kept(x int); INSERT INTO kept VALUES (1)"), "OK");
+  // Let the row reach the replicas before the crash.
+  std::this_thread::sleep_for(1s);
+  auto pm = old->postmaster_pid();
+  old->kill9();
+  if (pm) kill(*pm, SIGKILL);
+  PgwardenMember* next = nullptr;
+  ASSERT_TRUE(wait_until([&] { next = leader(); return next && next != old; }, 60s)) << logs();
+  EXPECT_EQ(next->sql("SELECT x FROM kept"), "1");
+  EXPECT_EQ(next->sql("INSERT INTO kept VALUES (2)"), "OK");
+  // The other replica follows the new leader.
+  EXPECT_TRUE(wait_until([&] { return streaming_replicas(next) == 1; }, 30s)) << logs();
+  // The old leader comes back as a replica (pg_rewind) and streams again.
+  old->start();
+  EXPECT_TRUE(wait_until([&] { return streaming_replicas(next) == 2; }, 90s)) << logs();
+  EXPECT_EQ(old->sql("SELECT pg_is_in_recovery()::text"), "true") << logs();
+  EXPECT_NE(old->log().find("rewind"), std::string::npos);
+  auto history = nlohmann::json::parse(etcd.get_prefix("/service/itest/history")["/service/itest/history"]);
+  ASSERT_TRUE(history.is_array());
+  EXPECT_GE(history.size(), 1u);
+}
+
+TEST_F(ThreeMembers, KilledLeaderRejoinsByRecloneWithoutRewind) {
+  start(3, [](MemberOptions& o) { o.use_pg_rewind = false; });
+  PgwardenMember* old = wait_for_cluster(2);
+  ASSERT_TRUE(old) << logs();
+  auto pm = old->postmaster_pid();
+  old->kill9();
+  if (pm) kill(*pm, SIGKILL);
+  PgwardenMember* next = nullptr;
+  ASSERT_TRUE(wait_until([&] { next = leader(); return next && next != old; }, 60s)) << logs();
+  old->start();
+  EXPECT_TRUE(wait_until([&] { return streaming_replicas(next) == 2; }, 90s)) << logs();
+  bool moved = false;
+  for (auto& e : fs::directory_iterator(old->dir()))
+    moved = moved || e.path().filename().string().rfind("data.failed", 0) == 0;
+  EXPECT_TRUE(moved) << "old data directory was not moved aside";
+}
+
+TEST_F(ThreeMembers, SigtermOfLeaderHandsOverWithoutWaitingForTtlAndLosesNothing) {
+  start(3, [](MemberOptions& o) { o.ttl = 30; o.loop_wait = 10; o.retry_timeout = 10; });
+  PgwardenMember* old = wait_for_cluster(2, 180s);
+  ASSERT_TRUE(old) << logs();
+  ASSERT_EQ(old->sql("CREATE TABLE rows(x int)"), "OK");
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(old->sql("INSERT INTO rows VALUES (" + std::to_string(i) + ")"), "OK");
+  auto t0 = std::chrono::steady_clock::now();
+  old->stop(SIGTERM, 60s);
+  PgwardenMember* next = nullptr;
+  ASSERT_TRUE(wait_until([&] { next = leader(); return next && next != old; }, 25s)) << logs();
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 25s) << "waited for the TTL";
+  EXPECT_EQ(next->sql("SELECT count(*) FROM rows"), "200") << logs();
+  EXPECT_EQ(next->sql("INSERT INTO rows VALUES (1000)"), "OK");
+}
+
+TEST_F(ThreeMembers, PrimaryDemotesWhenEtcdIsGoneLongerThanTtl) {
+  start();
+  PgwardenMember* l = wait_for_cluster(2);
+  ASSERT_TRUE(l) << logs();
+  kill(etcd.pid(), SIGSTOP);
+  // ttl is 10 s: well before then plus a margin, the old primary must no longer be writable.
+  bool demoted = wait_until([&] { return l->sql("SELECT pg_is_in_recovery()::text") != "false"; }, 12s);
+  kill(etcd.pid(), SIGCONT);
+  EXPECT_TRUE(demoted) << logs();
+  // And the cluster recovers: a leader that accepts writes.
+  PgwardenMember* again = nullptr;
+  EXPECT_TRUE(wait_until([&] { again = leader(); return again && again->sql("CREATE TABLE after_outage(x int)") == "OK"; },
+                         90s))
+      << logs();
+}
+
+TEST_F(ThreeMembers, NofailoverMemberIsNeverPromoted) {
+  start(2, [](MemberOptions& o) {
+    if (o.name == "node2") o.extra_yaml = "tags:\n  nofailover: true\n";
+  });
+  PgwardenMember* l = wait_for_cluster(1);
+  ASSERT_TRUE(l) << logs();
+  ASSERT_EQ(l->options().name, "node1") << "the nofailover member took the lock";
+  auto pm = l->postmaster_pid();
+  l->kill9();
+  if (pm) kill(*pm, SIGKILL);
+  // Well past the ttl: node2 must still not lead.
+  std::this_thread::sleep_for(20s);
+  EXPECT_NE(members[1]->get("/leader").status, 200) << logs();
+  EXPECT_EQ(members[1]->sql("SELECT pg_is_in_recovery()::text"), "true");
+}
+
+}  // namespace
+}  // namespace pgwarden::test
