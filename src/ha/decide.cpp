@@ -103,9 +103,15 @@ Decision decide_rejoin(const Snapshot& s) {
 Decision decide_not_running(const Snapshot& s) {
   const auto& c = s.cluster;
   if (s.dyn.pause) return make({}, "replica", "PostgreSQL is not running and the cluster is paused: no action");
-  if (leader_is_me(s))
-    return make({Action::kRenewLock, Action::kStartPrimary}, "master",
-                "PostgreSQL is not running: starting it as primary, I hold the leader lock");
+  if (leader_is_me(s)) {
+    // Only data that was a primary may come back as one directly; a replica's data must be
+    // promoted, so that it switches to a new timeline.
+    if (s.pg.former_primary)
+      return make({Action::kRenewLock, Action::kStartPrimary}, "master",
+                  "PostgreSQL is not running: starting it as primary, I hold the leader lock");
+    return make({Action::kRenewLock, Action::kStartReplica}, "master",
+                "PostgreSQL is not running: starting read-only, then promoting (I hold the leader lock)");
+  }
   if (!c.leader)
     return make({Action::kStartReplica}, "replica",
                 "PostgreSQL is not running and the cluster has no leader: starting read-only first");

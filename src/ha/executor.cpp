@@ -75,14 +75,14 @@ Status Executor::start(bool as_primary, const Snapshot& s) {
     return st;
   }
   state_hint_ = "running";
-  following_ = as_primary || !s.cluster.leader ? "" : s.cluster.leader->name;
+  following_ = as_primary || !s.cluster.leader || s.cluster.leader->name == s.me ? "" : s.cluster.leader->name;
   callbacks_.fire("on_start", as_primary ? "master" : "replica");
   return Status::Ok();
 }
 
 Status Executor::promote(const Snapshot& s) {
   state_hint_ = "promoting";
-  if (auto st = postgres::remove_recovery_signals(cfg_.postgresql.data_dir); !st) return st;
+  // PostgreSQL removes standby.signal itself when the promotion completes.
   if (auto st = pg_.promote(start_timeout(s)); !st) return st;
   if (auto st = pg_.write_configuration(parameters_for(true, s), pg_hba(s)); !st) return st;
   if (auto st = pg_.reload(); !st) spdlog::warn("reload after promote failed: {}", st.message());
