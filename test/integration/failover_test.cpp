@@ -37,9 +37,15 @@ class ThreeMembers : public ::testing::Test {
     return nullptr;
   }
 
+  // Members whose WAL receiver streams from `m` (a base backup's WAL stream does not count).
   int streaming_replicas(PgwardenMember* m) {
-    std::string n = m->sql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'");
-    return n.rfind("ERROR", 0) == 0 ? -1 : std::atoi(n.c_str());
+    std::string port = std::to_string(m->pg_port());
+    int n = 0;
+    for (auto& r : members)
+      if (r.get() != m && r->alive() &&
+          r->sql("SELECT status || ':' || sender_port FROM pg_stat_wal_receiver") == "streaming:" + port)
+        ++n;
+    return n;
   }
 
   // Waits for one leader with `replicas` streaming replicas; returns it.
@@ -178,7 +184,7 @@ TEST_F(ThreeMembers, NofailoverMemberIsNeverPromoted) {
   // Well past the ttl: node2 must still not lead.
   std::this_thread::sleep_for(20s);
   EXPECT_NE(members[1]->get("/leader").status, 200) << logs();
-  EXPECT_EQ(members[1]->sql("SELECT pg_is_in_recovery()::text"), "true");
+  EXPECT_EQ(members[1]->sql("SELECT pg_is_in_recovery()::text"), "true") << logs();
 }
 
 }  // namespace
