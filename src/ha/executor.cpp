@@ -131,7 +131,8 @@ Status Executor::follow(const Snapshot& s) {
 Status Executor::create_replica(const Snapshot& s) {
   if (auto st = pg_.write_pgpass(); !st) return st;
   state_hint_ = "creating replica";
-  auto method = postgres::create_replica(cfg_, pg_env_, postgres::CloneSource{leader_conn_url(s)});
+  std::string slot = s.dyn.use_slots ? postgres::slot_name_from_member_name(s.me) : "";
+  auto method = postgres::create_replica(cfg_, pg_env_, postgres::CloneSource{leader_conn_url(s), slot});
   if (!method) {
     state_hint_ = "stopped";
     replica_retry_after_ = epoch_now() + 5.0 * std::max(1, s.dyn.loop_wait);

@@ -168,6 +168,12 @@ void HaLoop::cycle() {
   }
   std::optional<postgres::PgState> st;
   s.pg = read_local(&st);
+  // Register at once on our first cycle, so the leader keeps the slot a base backup is about
+  // to create for us; later cycles refresh the key after acting.
+  if (s.dcs_ok && !s.cluster.member(cfg_.name)) {
+    if (auto ts = dcs_->touch_member(member_data(s.pg, st, role_)); !ts)
+      spdlog::warn("{}: could not register the member key: {}", cfg_.name, ts.message());
+  }
   s.dyn = dyn_;
   s.nofailover = cfg_.tags.count("nofailover") && cfg_.tags.at("nofailover") == "true";
   s.was_leader = was_leader_;

@@ -76,15 +76,21 @@ Status clear_data_dir(Postgres& pg, bool ours) {
 }
 
 // One attempt loop of pg_basebackup; Ok or the last error.
-Status run_basebackup(Postgres& pg, const util::Environment& env, const std::string& conninfo) {
+Status run_basebackup(Postgres& pg, const util::Environment& env, const std::string& conninfo,
+                      const std::string& slot_name) {
   std::vector<std::string> warnings;
-  auto argv = basebackup_argv(pg.config(), conninfo, &warnings);
+  auto base_argv = basebackup_argv(pg.config(), conninfo, &warnings);
   for (const auto& w : warnings) spdlog::error("{}", w);
+  std::vector<std::string> slot_args;
+  if (!slot_name.empty()) slot_args = {"--create-slot", "--slot=" + slot_name};
   Status last = Status::Failed("not attempted");
   for (int attempt = 1; attempt <= kBasebackupAttempts; ++attempt) {
     // Before the first attempt whatever is there is not ours; after a failed one it is.
     if (auto s = clear_data_dir(pg, attempt > 1); !s) return s;
+    auto argv = base_argv;
+    argv.insert(argv.begin() + 1, slot_args.begin(), slot_args.end());
     auto r = util::run({argv, env, std::nullopt}, kCloneTimeout);
+    bool slot_exists = false;
     if (!r) {
       last = Status::Failed("pg_basebackup could not be started: " + r.status().message());
     } else if (r->exit_code == 0) {
@@ -92,8 +98,14 @@ Status run_basebackup(Postgres& pg, const util::Environment& env, const std::str
     } else {
       last = Status::Failed("pg_basebackup exited with code " + std::to_string(r->exit_code) + ": " +
                             tail(r->output));
+      slot_exists = !slot_args.empty() && r->output.find("already exists") != std::string::npos;
     }
     spdlog::error("Error when fetching backup: {}", last.message());
+    if (slot_exists) {
+      // Our slot survived from an earlier life of this member: use it as it is.
+      slot_args = {"--slot=" + slot_name};
+      continue;
+    }
     if (attempt < kBasebackupAttempts) {
       spdlog::warn("Trying again in 5 seconds");
       std::this_thread::sleep_for(kBasebackupRetryDelay);
@@ -265,7 +277,7 @@ Result<std::string> create_replica(const config::Config& cfg, const util::Enviro
 
     Status st;
     if (!custom) {
-      st = run_basebackup(pg, run_env, conninfo);
+      st = run_basebackup(pg, run_env, conninfo, src.slot_name);
     } else {
       bool ours = false;
       if (custom->keep_data) {

@@ -149,7 +149,7 @@ TEST_F(ReplicaIntegration, BasebackupCloneStreamsFromThePrimary) {
   auto bcfg = member("node-b");
   auto slots = sync_physical_slots(a, {slot_name_from_member_name(bcfg.name)});
   ASSERT_TRUE(slots) << slots.message();
-  auto method = create_replica(bcfg, env_, CloneSource{a.connection_url()});
+  auto method = create_replica(bcfg, env_, CloneSource{a.connection_url(), ""});
   ASSERT_TRUE(method) << method.status().message();
   EXPECT_EQ(*method, "basebackup");
   EXPECT_TRUE(fs::exists(bcfg.postgresql.data_dir + "/PG_VERSION"));
@@ -163,6 +163,21 @@ TEST_F(ReplicaIntegration, BasebackupCloneStreamsFromThePrimary) {
   EXPECT_EQ(bs->system_identifier, a.query_state()->system_identifier);
   EXPECT_EQ(query_one(local(acfg), "SELECT active FROM pg_replication_slots WHERE slot_name = 'node_b'"), "t");
   EXPECT_EQ(query_one(local(bcfg), "SELECT count(*) FROM before_clone"), "100");
+}
+
+TEST_F(ReplicaIntegration, BasebackupCreatesTheReplicaSlotOrReusesIt) {
+  auto acfg = member("node-a");
+  Postgres a(acfg, env_);
+  ASSERT_NO_FATAL_FAILURE(bring_up_primary(a));
+  auto bcfg = member("node-b");
+  auto method = create_replica(bcfg, env_, CloneSource{a.connection_url(), "node_b"});
+  ASSERT_TRUE(method) << method.status().message();
+  EXPECT_EQ(query_one(local(acfg), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'node_b'"), "1");
+  // Cloning again while the slot exists reuses it.
+  auto ccfg = member("node-c");
+  auto again = create_replica(ccfg, env_, CloneSource{a.connection_url(), "node_b"});
+  ASSERT_TRUE(again) << again.status().message();
+  EXPECT_EQ(query_one(local(acfg), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'node_b'"), "1");
 }
 
 TEST_F(ReplicaIntegration, FailingCustomMethodFallsBackToBasebackup) {
@@ -185,7 +200,7 @@ TEST_F(ReplicaIntegration, FailingCustomMethodFallsBackToBasebackup) {
   fs::create_directories(bcfg.postgresql.data_dir);
   test::write_file(bcfg.postgresql.data_dir + "/user_file", "precious\n");
 
-  auto method = create_replica(bcfg, env_, CloneSource{a.connection_url()});
+  auto method = create_replica(bcfg, env_, CloneSource{a.connection_url(), ""});
   ASSERT_TRUE(method) << method.status().message();
   EXPECT_EQ(*method, "basebackup");
   EXPECT_TRUE(fs::exists(bcfg.postgresql.data_dir + "/PG_VERSION"));
@@ -199,7 +214,7 @@ TEST_F(ReplicaIntegration, FailingCustomMethodFallsBackToBasebackup) {
   auto ccfg = member("node-c");
   ccfg.postgresql.create_replica_methods = {"bad_restore"};
   ccfg.postgresql.replica_methods["bad_restore"] = bad;
-  auto failed = create_replica(ccfg, env_, CloneSource{a.connection_url()});
+  auto failed = create_replica(ccfg, env_, CloneSource{a.connection_url(), ""});
   ASSERT_FALSE(failed);
   EXPECT_EQ(failed.status().code(), Code::kFailed);
   EXPECT_NE(failed.status().message().find("bad_restore"), std::string::npos) << failed.status().message();
@@ -258,7 +273,7 @@ TEST_F(ReplicaIntegration, BasebackupGetsTwoAttemptsAndCleansUpAfterItself) {
                    0755);
   auto cfg = member("node-b");
   cfg.postgresql.bin_dir = dir_.file("fakebin");
-  auto r = create_replica(cfg, env_, CloneSource{"postgres://127.0.0.1:1/postgres"});
+  auto r = create_replica(cfg, env_, CloneSource{"postgres://127.0.0.1:1/postgres", ""});
   ASSERT_FALSE(r);
   EXPECT_NE(r.status().message().find("basebackup: pg_basebackup exited with code 1: could not connect"),
             std::string::npos)
@@ -328,7 +343,7 @@ TEST_F(ReplicaIntegration, RewindDivergedFormerPrimaryAfterCrash) {
   ASSERT_NO_FATAL_FAILURE(bring_up_primary(a));
   auto bcfg = member("node-b");
   ASSERT_TRUE(sync_physical_slots(a, {"node_b"}));
-  auto method = create_replica(bcfg, env_, CloneSource{a.connection_url()});
+  auto method = create_replica(bcfg, env_, CloneSource{a.connection_url(), ""});
   ASSERT_TRUE(method) << method.status().message();
   Postgres b(bcfg, env_);
   ASSERT_NO_FATAL_FAILURE(start_standby(b, a.connection_url()));

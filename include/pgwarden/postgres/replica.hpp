@@ -16,6 +16,10 @@ namespace pgwarden::postgres {
 
 struct CloneSource {
   std::string conn_url;  // postgres://host:port/db of the member to clone from; empty when no leader
+  // When set, pg_basebackup creates this physical slot on the source before copying (or
+  // uses it if it exists), so the new replica streams through its slot the moment it starts
+  // instead of waiting for the leader's next cycle to create it.
+  std::string slot_name;
 };
 
 // A member's conn_url taken apart. IPv6 hosts lose their brackets; the port defaults to 5432,
