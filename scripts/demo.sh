@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Sets everything up, builds pgwarden and starts a local demo: etcd plus one pgwarden
-# member (PostgreSQL 15) on loopback, as the postgres OS user. `demo.sh stop` stops it.
+# Sets everything up, builds pgwarden and starts a local demo: etcd plus three pgwarden
+# members (PostgreSQL 15) on loopback, as the postgres OS user. `demo.sh stop` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 demo=/tmp/pgwarden-demo
 etcd_port=23790
-pg_port=54321
-api_port=8008
+members=(node1 node2 node3)
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_port() { echo $((54320 + $1)); }
+api_port() { echo $((8007 + $1)); }
 
 stop_demo() {
-  [ -f "$demo/pgwarden.pid" ] && kill "$(cat "$demo/pgwarden.pid")" 2>/dev/null || true
-  for _ in $(seq 1 60); do
-    [ -f "$demo/pgwarden.pid" ] && kill -0 "$(cat "$demo/pgwarden.pid")" 2>/dev/null || break
-    sleep 0.5
+  for pidfile in "$demo"/node*.pid; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
+  for pidfile in "$demo"/node*.pid; do
+    [ -f "$pidfile" ] || continue
+    for _ in $(seq 1 120); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.5; done
   done
   [ -f "$demo/etcd.pid" ] && kill "$(cat "$demo/etcd.pid")" 2>/dev/null || true
   rm -f "$demo"/*.pid
@@ -35,24 +38,30 @@ as_pg bash -c "(exec nohup etcd --name demo --data-dir '$demo/etcd' \
   --listen-peer-urls http://127.0.0.1:$((etcd_port + 1)) --initial-advertise-peer-urls http://127.0.0.1:$((etcd_port + 1)) \
   --initial-cluster demo=http://127.0.0.1:$((etcd_port + 1)) > '$demo/etcd.log' 2>&1) & echo \$! > '$demo/etcd.pid'"
 
-sed -e "s#@DEMO@#$demo#g" -e "s#@ETCD_PORT@#$etcd_port#g" -e "s#@PG_PORT@#$pg_port#g" \
-    -e "s#@API_PORT@#$api_port#g" config/demo-node1.yml.in > "$demo/node1.yml"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$demo/node1.yml"
+for i in 1 2 3; do
+  name=node$i
+  as_pg mkdir -p "$demo/$name"
+  sed -e "s#@DEMO@#$demo#g" -e "s#@NAME@#$name#g" -e "s#@ETCD_PORT@#$etcd_port#g" \
+      -e "s#@PG_PORT@#$(pg_port $i)#g" -e "s#@API_PORT@#$(api_port $i)#g" \
+      config/demo-node.yml.in > "$demo/$name.yml"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$demo/$name.yml"
+  as_pg bash -c "cd '$demo' && (exec env PATRONI_SUPERUSER_PASSWORD=demo-superuser PATRONI_REPLICATION_PASSWORD=demo-replication \
+    nohup '$demo/pgwarden' '$demo/$name.yml' > '$demo/$name.log' 2>&1) & echo \$! > '$demo/$name.pid'"
+done
 
-as_pg bash -c "cd '$demo' && (exec env PATRONI_SUPERUSER_PASSWORD=demo-superuser PATRONI_REPLICATION_PASSWORD=demo-replication \
-  nohup '$demo/pgwarden' '$demo/node1.yml' > '$demo/node1.log' 2>&1) & echo \$! > '$demo/pgwarden.pid'"
-
-echo "waiting for the leader..."
-for _ in $(seq 1 60); do
-  curl -fs "http://127.0.0.1:$api_port/leader" >/dev/null 2>&1 && break
+echo "waiting for a leader and two streaming replicas..."
+for _ in $(seq 1 90); do
+  n=$(patronictl -c "$demo/node1.yml" list -f json 2>/dev/null | grep -o '"State": "\(running\|streaming\)"' | wc -l || true)
+  [ "${n:-0}" -ge 3 ] && break
   sleep 1
 done
-curl -s "http://127.0.0.1:$api_port/patroni"; echo
+patronictl -c "$demo/node1.yml" list || true
 cat <<INFO
 
 pgwarden demo is running (files, logs and data in $demo):
-  REST API:    curl http://127.0.0.1:$api_port/patroni
-  PostgreSQL:  psql "host=127.0.0.1 port=$pg_port user=postgres password=demo-superuser dbname=postgres"
+  REST API:    curl http://127.0.0.1:$(api_port 1)/patroni   (node2: $(api_port 2), node3: $(api_port 3))
+  PostgreSQL:  psql "host=127.0.0.1 port=$(pg_port 1) user=postgres password=demo-superuser dbname=postgres"
+               (node2: port $(pg_port 2), node3: port $(pg_port 3))
   patronictl:  patronictl -c $demo/node1.yml list
   etcd keys:   ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:$etcd_port get --prefix /service/
   stop:        bash $root/scripts/demo.sh stop

@@ -37,8 +37,6 @@ for svc in etcd postgresql; do
     systemctl stop "$svc" || true
   fi
 done
-# Without systemd (containers), the Debian packages may still have started etcd directly.
-pkill -x etcd 2>/dev/null || true
 
 id postgres >/dev/null 2>&1 || { echo "setup: the postgres user is missing" >&2; exit 1; }
 echo "setup: done"

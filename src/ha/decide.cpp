@@ -124,8 +124,9 @@ Decision decide_leader(const Snapshot& s) {
   if (s.dyn.use_slots) keep.push_back(Action::kSyncSlots);
   if (!s.pg.query_ok) return make({Action::kRenewLock}, "master", "I hold the leader lock; PostgreSQL does not answer yet");
   if (s.pg.in_recovery) {
-    std::vector<Action> a{Action::kRenewLock, Action::kPromote};
+    std::vector<Action> a{Action::kRenewLock};
     if (s.dyn.use_slots) a.push_back(Action::kSyncSlots);
+    a.push_back(Action::kPromote);
     return make(a, "master", "promoting: I hold the leader lock but PostgreSQL is a replica");
   }
   return make(keep, "master", "no action: I am the leader with the lock");
@@ -143,9 +144,11 @@ Decision decide_running(const Snapshot& s) {
     if (!s.pg.query_ok) return make({}, "replica", "cluster has no leader; PostgreSQL does not answer yet");
     std::string why_not = why_not_healthiest(s);
     if (why_not.empty()) {
+      // Slots first (physical slots can be created on a standby): replicas that follow us
+      // the moment the lock changes find theirs instead of retrying 5 s later.
       std::vector<Action> a{Action::kAcquireLock};
-      if (!primary) a.push_back(Action::kPromote);
       if (s.dyn.use_slots) a.push_back(Action::kSyncSlots);
+      if (!primary) a.push_back(Action::kPromote);
       return make(a, "master",
                   primary ? "acquiring the leader lock: cluster has no leader and I am primary"
                           : "cluster has no leader and I am the healthiest (" + postgres::format_lsn(s.pg.wal_position) +

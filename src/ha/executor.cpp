@@ -284,7 +284,10 @@ Outcome Executor::execute(const Decision& d, const Snapshot& s) {
         break;
       case Action::kCreateReplica: st = create_replica(s); break;
       case Action::kFollow: st = follow(s); break;
-      case Action::kSyncSlots: st = sync_slots(s); break;
+      case Action::kSyncSlots:
+        // Slots help replicas; failing to manage them must not stop a promotion.
+        if (auto ss = sync_slots(s); !ss) spdlog::warn("{}: replication slots: {}", cfg_.name, ss.message());
+        break;
       case Action::kRewind: st = rewind(s); break;
       case Action::kReclone: st = reclone(s); break;
     }

@@ -17,7 +17,9 @@ constexpr auto kSlice = std::chrono::milliseconds(100);
 // Patroni's rules (etcd3.py KVCache._process_event), so that our own writes do not wake
 // us every cycle: wake on any change of the leader key; on a status/optime change only
 // when somebody else leads (replicas follow the leader's LSN); on a config change only
-// when it is modified (not created or deleted). Member keys never wake the loop.
+// when it is modified (not created or deleted). Beyond Patroni: a member key that appears
+// (created, not updated) wakes the leader, so the new member's replication slot exists
+// before it starts streaming instead of a loop_wait later.
 bool Etcd3Dcs::event_wakes(const json& event, std::map<std::string, std::string>& seen) const {
   auto kvj = event.find("kv");
   if (kvj == event.end()) return false;
@@ -28,6 +30,12 @@ bool Etcd3Dcs::event_wakes(const json& event, std::map<std::string, std::string>
   bool is_leader = rel == kLeaderKey;
   bool is_status = rel == kStatusKey || rel == kLegacyOptimeKey;
   bool is_config = rel == kConfigKey;
+  if (rel.rfind(kMembersDir, 0) == 0) {
+    bool created = !deleted && kv.create_revision == kv.mod_revision;
+    auto leader = seen.find(key(kLeaderKey));
+    bool i_lead = leader != seen.end() && leader->second == name_;
+    return created && i_lead && kv.key != member_key();
+  }
   if (!is_leader && !is_status && !is_config) return false;
 
   std::optional<std::string> old_value;

@@ -1,0 +1,585 @@
+// HA timings and footprint of a real three-member pgwarden cluster (etcd, PostgreSQL 15 and
+// the pgwarden binary on loopback): figures, not assertions. See bench/README.md.
+//
+//   ha_bench [--quick] [--runs N]
+//
+// Every scenario runs with ttl=30/loop_wait=10/retry_timeout=10 and ttl=10/loop_wait=2/
+// retry_timeout=4 (--quick: only the second set, and no idle minute). With --runs N each
+// scenario is repeated N times and the median is printed. Everything the bench starts is
+// stopped when a run ends, also when a scenario fails (fixture destructors).
+#include <libpq-fe.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster_fixture.hpp"
+
+namespace {
+
+using namespace pgwarden::test;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+std::atomic<bool> g_interrupted{false};
+
+void on_signal(int) { g_interrupted = true; }
+
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("interrupted") {}
+};
+
+double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Polls `pred` every `every` until it holds or `timeout` passes; returns the time it first held.
+std::optional<Clock::time_point> poll(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+                                      std::chrono::milliseconds every = 20ms) {
+  auto end = Clock::now() + timeout;
+  for (;;) {
+    if (g_interrupted) throw Interrupted();
+    if (pred()) return Clock::now();
+    if (Clock::now() >= end) return std::nullopt;
+    std::this_thread::sleep_for(every);
+  }
+}
+
+void log(const std::string& s) {
+  std::fprintf(stderr, "[ha_bench] %s\n", s.c_str());
+  std::fflush(stderr);
+}
+
+// ---------------------------------------------------------------- etcd via the JSON gateway
+
+std::string base64(const std::string& in) {
+  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
+    out += tbl[v >> 18 & 63];
+    out += tbl[v >> 12 & 63];
+    out += tbl[v >> 6 & 63];
+    out += tbl[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    unsigned v = (unsigned char)in[i] << 16;
+    out += tbl[v >> 18 & 63];
+    out += tbl[v >> 12 & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8;
+    out += tbl[v >> 18 & 63];
+    out += tbl[v >> 12 & 63];
+    out += tbl[v >> 6 & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::string unbase64(const std::string& in) {
+  std::string out;
+  unsigned v = 0;
+  int bits = 0;
+  for (char c : in) {
+    int d;
+    if (c >= 'A' && c <= 'Z') d = c - 'A';
+    else if (c >= 'a' && c <= 'z') d = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') d = c - '0' + 52;
+    else if (c == '+') d = 62;
+    else if (c == '/') d = 63;
+    else continue;
+    v = v << 6 | static_cast<unsigned>(d);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>(v >> bits & 0xff);
+    }
+  }
+  return out;
+}
+
+const char* kLeaderKey = "/service/itest/leader";
+
+struct LeaderKey {
+  bool ok = false;       // etcd answered
+  bool present = false;  // the key exists
+  std::string owner;
+  std::string lease;  // decimal lease id
+};
+
+LeaderKey read_leader_key(const EtcdServer& etcd) {
+  LeaderKey k;
+  json req = {{"key", base64(kLeaderKey)}};
+  auto r = http_request("POST", "127.0.0.1", etcd.client_port(), "/v3/kv/range", req.dump(), 2s);
+  if (r.status != 200) return k;
+  try {
+    auto j = json::parse(r.body);
+    k.ok = true;
+    if (j.contains("kvs") && !j["kvs"].empty()) {
+      auto& kv = j["kvs"][0];
+      k.present = true;
+      k.owner = unbase64(kv.value("value", ""));
+      if (kv.contains("lease")) k.lease = kv["lease"].is_string() ? kv["lease"].get<std::string>() : kv["lease"].dump();
+    }
+  } catch (const std::exception&) {
+    k.ok = false;
+  }
+  return k;
+}
+
+// Remaining and granted TTL (seconds, etcd's whole-second resolution) of a lease.
+std::optional<std::pair<double, double>> lease_ttl(const EtcdServer& etcd, const std::string& lease) {
+  if (lease.empty()) return std::nullopt;
+  auto r = http_request("POST", "127.0.0.1", etcd.client_port(), "/v3/lease/timetolive",
+                        "{\"ID\":\"" + lease + "\"}", 2s);
+  if (r.status != 200) return std::nullopt;
+  try {
+    auto j = json::parse(r.body);
+    auto num = [&](const char* f) {
+      auto& v = j.at(f);
+      return v.is_string() ? std::stod(v.get<std::string>()) : v.get<double>();
+    };
+    return std::make_pair(num("TTL"), num("grantedTTL"));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// ---------------------------------------------------------------- PostgreSQL helpers
+
+// One connection, one statement; true when it committed.
+bool try_exec(int port, const std::string& query, int connect_timeout = 2) {
+  std::string ci = "host=127.0.0.1 port=" + std::to_string(port) +
+                   " user=postgres dbname=postgres connect_timeout=" + std::to_string(connect_timeout) +
+                   " password=" + kSuperuserPassword;
+  PGconn* c = PQconnectdb(ci.c_str());
+  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+  bool ok = false;
+  if (PQstatus(c) == CONNECTION_OK) {
+    PGresult* r = PQexec(c, query.c_str());
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+  }
+  PQfinish(c);
+  return ok;
+}
+
+// ---------------------------------------------------------------- /proc footprint
+
+struct ProcSample {
+  long rss_kb = -1;
+  long ticks = -1;  // utime + stime
+};
+
+ProcSample sample_proc(int pid) {
+  ProcSample s;
+  std::ifstream st("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(st, line))
+    if (line.rfind("VmRSS:", 0) == 0) s.rss_kb = std::atol(line.c_str() + 6);
+  std::ifstream sf("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(sf)), std::istreambuf_iterator<char>());
+  auto rp = all.rfind(')');
+  if (rp != std::string::npos) {
+    std::istringstream is(all.substr(rp + 2));
+    std::vector<std::string> f;
+    std::string tok;
+    while (is >> tok) f.push_back(tok);
+    // After "pid (comm) ": field 3 (state) is f[0]; utime is field 14 -> f[11], stime f[12].
+    if (f.size() > 12) s.ticks = std::atol(f[11].c_str()) + std::atol(f[12].c_str());
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------- results
+
+struct Params {
+  int ttl, loop_wait, retry_timeout;
+  std::string label() const {
+    return "ttl=" + std::to_string(ttl) + " loop_wait=" + std::to_string(loop_wait);
+  }
+};
+
+struct Figure {
+  std::string name, patroni, target;
+};
+
+// Figures in print order, with Patroni's reference and the target ("-" when none).
+const std::vector<Figure> kFigures = {
+    {"bootstrap_to_streaming_s", "17.4", "<=6"},
+    {"failover_kill_to_write_s", "-", "-"},
+    {"failover_lock_remaining_at_kill_s", "-", "-"},
+    {"failover_lease_ttl_at_kill_s", "-", "-"},
+    {"failover_lock_expiry_to_write_s", "0.3", "<=0.3"},
+    {"replica_follows_new_leader_s", "5", "<=1"},
+    {"old_leader_rejoin_to_streaming_s", "7.6-8.3", "<=3"},
+    {"handover_write_gap_s", "-", "<1"},
+    {"handover_sigterm_to_write_s", "-", "-"},
+    {"handover_rows_acked", "-", "-"},
+    {"handover_rows_lost", "-", "=0"},
+    {"idle_rss_mb_per_member", "61", "<=6"},
+    {"idle_cpu_s_per_member_60s", "0.09", "<=0.01"},
+};
+
+using Results = std::map<std::string, std::vector<double>>;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::string fmt(double v, bool integral = false) {
+  if (integral) return std::to_string(std::lround(v));
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", v);
+  return b;
+}
+
+void print(const Params& p, const Results& res) {
+  for (auto& f : kFigures) {
+    auto it = res.find(f.name);
+    std::string line = p.label() + "  " + f.name + "  ";
+    if (it == res.end() || it->second.empty()) {
+      line += "median=n/a  runs=[]";
+    } else {
+      bool integral = f.name.find("_rows_") != std::string::npos;  // counts, not seconds
+      line += "median=" + fmt(median(it->second), integral) + "  runs=[";
+      for (size_t i = 0; i < it->second.size(); ++i) line += (i ? ", " : "") + fmt(it->second[i], integral);
+      line += "]";
+    }
+    line += "  patroni=" + f.patroni + "  target" + (f.target == "-" ? "=-" : f.target);
+    std::printf("%s\n", line.c_str());
+  }
+  std::fflush(stdout);
+}
+
+// ---------------------------------------------------------------- the cluster
+
+class Cluster {
+ public:
+  explicit Cluster(const Params& p) {
+    for (int i = 1; i <= 3; ++i) {
+      MemberOptions o;
+      o.name = "node" + std::to_string(i);
+      o.ttl = p.ttl;
+      o.loop_wait = p.loop_wait;
+      o.retry_timeout = p.retry_timeout;
+      members.push_back(std::make_unique<PgwardenMember>(etcd, o));
+    }
+  }
+  ~Cluster() {
+    // Stop members in parallel-ish order: each destructor sends SIGTERM and waits.
+    members.clear();
+  }
+
+  PgwardenMember* leader() {
+    for (auto& m : members)
+      if (m->alive() && m->get("/leader").status == 200) return m.get();
+    return nullptr;
+  }
+
+  static bool streams_from(PgwardenMember* r, PgwardenMember* from) {
+    return r->sql("SELECT status || ':' || sender_port FROM pg_stat_wal_receiver") ==
+           "streaming:" + std::to_string(from->pg_port());
+  }
+
+  int streaming_replicas(PgwardenMember* m) {
+    int n = 0;
+    for (auto& r : members)
+      if (r.get() != m && r->alive() && streams_from(r.get(), m)) ++n;
+    return n;
+  }
+
+  std::string logs_tail() {
+    std::string all;
+    for (auto& m : members) {
+      std::string l = m->log();
+      if (l.size() > 3000) l = l.substr(l.size() - 3000);
+      all += "----- " + m->options().name + " (last lines)\n" + l;
+    }
+    return all;
+  }
+
+  EtcdServer etcd;
+  std::vector<std::unique_ptr<PgwardenMember>> members;
+};
+
+struct Failed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// One run of every scenario with parameters `p`; figures are appended to `res`.
+void run_once(const Params& p, bool idle_minute, Results& res) {
+  Cluster c(p);
+  auto fail = [&](const std::string& what) { throw Failed(what + "\n" + c.logs_tail()); };
+
+  // --- bootstrap: start of the three pgwarden processes -> both replicas streaming
+  auto t0 = Clock::now();
+  for (auto& m : c.members) m->start();
+  PgwardenMember* old = nullptr;
+  auto up = poll([&] { old = c.leader(); return old && c.streaming_replicas(old) == 2; }, 180s, 50ms);
+  if (!up) fail("bootstrap: no leader with two streaming replicas after 180 s");
+  res["bootstrap_to_streaming_s"].push_back(secs(*up - t0));
+  log(p.label() + ": bootstrap " + fmt(secs(*up - t0)) + " s, leader " + old->options().name);
+
+  // --- footprint over an idle minute
+  if (idle_minute) {
+    std::vector<ProcSample> before;
+    for (auto& m : c.members) before.push_back(sample_proc(m->child_pid()));
+    log(p.label() + ": idle minute");
+    auto end = Clock::now() + 60s;
+    while (Clock::now() < end) {
+      if (g_interrupted) throw Interrupted();
+      std::this_thread::sleep_for(200ms);
+    }
+    double tck = static_cast<double>(sysconf(_SC_CLK_TCK));
+    for (size_t i = 0; i < c.members.size(); ++i) {
+      auto after = sample_proc(c.members[i]->child_pid());
+      if (after.rss_kb < 0 || before[i].ticks < 0 || after.ticks < 0) continue;
+      res["idle_rss_mb_per_member"].push_back(after.rss_kb / 1024.0);
+      res["idle_cpu_s_per_member_60s"].push_back((after.ticks - before[i].ticks) / tck);
+    }
+  }
+
+  // --- unplanned failover: kill -9 of the leader's pgwarden and postmaster
+  if (old->sql("CREATE TABLE bench_probe(t timestamptz)") != "OK") fail("cannot create bench_probe");
+  if (!poll([&] {
+        for (auto& m : c.members)
+          if (m.get() != old && m->sql("SELECT to_regclass('bench_probe') IS NOT NULL") != "t") return false;
+        return true;
+      }, 30s))
+    fail("bench_probe did not reach the replicas");
+  std::vector<PgwardenMember*> survivors;
+  for (auto& m : c.members)
+    if (m.get() != old) survivors.push_back(m.get());
+
+  LeaderKey before_kill = read_leader_key(c.etcd);
+  if (!before_kill.present || before_kill.owner != old->options().name) fail("leader key not held by the leader");
+  auto ttl_at_kill = lease_ttl(c.etcd, before_kill.lease);
+  auto pm = old->postmaster_pid();
+  auto t_kill = Clock::now();
+  old->kill9();
+  if (pm) kill(*pm, SIGKILL);
+
+  // Watch the leader key every 20 ms: the time it disappears is the lock expiry.
+  std::atomic<bool> stop_watch{false};
+  std::optional<Clock::time_point> t_expiry;
+  bool expiry_seen_absent = false;
+  std::thread watcher([&] {
+    while (!stop_watch) {
+      auto k = read_leader_key(c.etcd);
+      auto now = Clock::now();
+      if (k.ok && (!k.present || k.owner != old->options().name)) {
+        t_expiry = now;
+        expiry_seen_absent = !k.present;
+        return;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  struct Joiner {
+    std::thread& t;
+    std::atomic<bool>& stop;
+    ~Joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } joiner{watcher, stop_watch};
+
+  PgwardenMember* next = nullptr;
+  auto t_write = poll(
+      [&] {
+        for (auto* s : survivors)
+          if (try_exec(s->pg_port(), "INSERT INTO bench_probe VALUES (now())")) {
+            next = s;
+            return true;
+          }
+        return false;
+      },
+      std::chrono::seconds(p.ttl * 3 + 60), 10ms);
+  stop_watch = true;
+  watcher.join();
+  if (!t_write) fail("failover: no survivor accepted a write");
+  res["failover_kill_to_write_s"].push_back(secs(*t_write - t_kill));
+  if (ttl_at_kill) res["failover_lease_ttl_at_kill_s"].push_back(ttl_at_kill->first);
+  if (t_expiry) {
+    res["failover_lock_remaining_at_kill_s"].push_back(secs(*t_expiry - t_kill));
+    res["failover_lock_expiry_to_write_s"].push_back(secs(*t_write - *t_expiry));
+    if (!expiry_seen_absent) log("note: the leader key changed owner between two 20 ms polls");
+  }
+  log(p.label() + ": failover to " + next->options().name + " " + fmt(secs(*t_write - t_kill)) + " s after kill" +
+      (t_expiry ? ", " + fmt(secs(*t_write - *t_expiry)) + " s after lock expiry" : std::string()) +
+      (ttl_at_kill ? ", lease TTL at kill " + fmt(ttl_at_kill->first) + "/" + fmt(ttl_at_kill->second) : ""));
+
+  // --- the other replica streams from the new leader
+  PgwardenMember* other = survivors[0] == next ? survivors[1] : survivors[0];
+  auto t_follow = poll([&] { return Cluster::streams_from(other, next); }, 120s, 20ms);
+  if (!t_follow) fail("the other replica did not stream from the new leader within 120 s");
+  res["replica_follows_new_leader_s"].push_back(secs(*t_follow - *t_write));
+
+  // --- the old leader, restarted, streams again
+  auto t_restart = Clock::now();
+  old->start();
+  auto t_rejoin = poll([&] { return Cluster::streams_from(old, next); }, 180s, 50ms);
+  if (!t_rejoin) fail("the old leader did not stream again within 180 s");
+  res["old_leader_rejoin_to_streaming_s"].push_back(secs(*t_rejoin - t_restart));
+  log(p.label() + ": other replica followed after " + fmt(secs(*t_follow - *t_write)) + " s, old leader rejoined after " +
+      fmt(secs(*t_rejoin - t_restart)) + " s");
+
+  // --- graceful handover on SIGTERM of the leader, with a continuous writer
+  if (!poll([&] { return c.streaming_replicas(next) == 2; }, 60s)) fail("cluster not healthy before handover");
+  if (next->sql("CREATE TABLE bench_rows(id bigint PRIMARY KEY, t timestamptz)") != "OK")
+    fail("cannot create bench_rows");
+  PgwardenMember* h_old = next;
+  struct Ack {
+    long id;
+    Clock::time_point t;
+    PgwardenMember* on;
+  };
+  std::vector<Ack> acks;
+  std::mutex acks_mu;
+  std::atomic<bool> stop_writer{false};
+  std::thread writer([&] {
+    long id = 0;
+    size_t pref = 0;  // index of the member that took the last write: tried first
+    while (!stop_writer) {
+      ++id;
+      std::string q = "INSERT INTO bench_rows VALUES (" + std::to_string(id) + ", now())";
+      bool done = false;
+      for (size_t k = 0; k < c.members.size() && !done; ++k) {
+        size_t i = (pref + k) % c.members.size();
+        if (try_exec(c.members[i]->pg_port(), q, 1)) {
+          auto now = Clock::now();
+          std::lock_guard<std::mutex> g(acks_mu);
+          acks.push_back({id, now, c.members[i].get()});
+          pref = i;
+          done = true;
+        }
+      }
+      if (!done) std::this_thread::sleep_for(5ms);
+    }
+  });
+  struct WJoin {
+    std::thread& t;
+    std::atomic<bool>& stop;
+    ~WJoin() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } wjoin{writer, stop_writer};
+
+  std::this_thread::sleep_for(2s);  // steady writes on the old leader first
+  auto t_term = Clock::now();
+  std::thread stopper([&] { h_old->stop(SIGTERM, 90s); });
+  // Wait until a write lands on another member, then keep writing for one more second.
+  bool new_seen = false;
+  try {
+    new_seen = poll(
+                   [&] {
+                     std::lock_guard<std::mutex> g(acks_mu);
+                     return std::any_of(acks.begin(), acks.end(),
+                                        [&](const Ack& a) { return a.on != h_old && a.t > t_term; });
+                   },
+                   std::chrono::seconds(p.ttl * 3 + 60), 50ms)
+                   .has_value();
+  } catch (...) {
+    stopper.join();
+    throw;
+  }
+  if (new_seen) std::this_thread::sleep_for(1s);
+  stop_writer = true;
+  writer.join();
+  stopper.join();
+  std::optional<Clock::time_point> first_new;
+  if (!new_seen) fail("handover: no write landed on another member");
+  std::optional<Clock::time_point> last_old;
+  PgwardenMember* h_new = nullptr;
+  for (auto& a : acks) {
+    if (a.on == h_old) last_old = a.t;
+    else if (a.t > t_term && !first_new) {
+      first_new = a.t;
+      h_new = a.on;
+    }
+  }
+  if (!last_old || !first_new || !h_new) fail("handover: no write before or after the SIGTERM");
+  res["handover_write_gap_s"].push_back(secs(*first_new - *last_old));
+  res["handover_sigterm_to_write_s"].push_back(secs(*first_new - t_term));
+  // Every acknowledged row must be on the new leader.
+  std::string present_s = h_new->sql("SELECT count(*) FROM bench_rows");
+  std::string ids;
+  for (auto& a : acks) ids += (ids.empty() ? "" : ",") + std::to_string(a.id);
+  std::string missing_s =
+      h_new->sql("SELECT count(*) FROM unnest(ARRAY[" + ids + "]::bigint[]) AS a(id) "
+                 "WHERE NOT EXISTS (SELECT 1 FROM bench_rows r WHERE r.id = a.id)");
+  long missing = std::atol(missing_s.c_str());
+  if (missing_s.rfind("ERROR", 0) == 0) fail("handover: cannot count rows: " + missing_s);
+  res["handover_rows_acked"].push_back(static_cast<double>(acks.size()));
+  res["handover_rows_lost"].push_back(static_cast<double>(missing));
+  log(p.label() + ": handover " + h_old->options().name + " -> " + h_new->options().name + ", gap " +
+      fmt(secs(*first_new - *last_old)) + " s, acked " + std::to_string(acks.size()) + ", present " + present_s +
+      ", lost " + std::to_string(missing));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  int runs = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
+    else {
+      std::fprintf(stderr, "usage: %s [--quick] [--runs N]\n", argv[0]);
+      return 2;
+    }
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::vector<Params> sets;
+  if (!quick) sets.push_back({30, 10, 10});
+  sets.push_back({10, 2, 4});
+
+  int failures = 0;
+  for (auto& p : sets) {
+    Results res;
+    for (int r = 0; r < runs && !g_interrupted; ++r) {
+      log(p.label() + ": run " + std::to_string(r + 1) + "/" + std::to_string(runs));
+      try {
+        run_once(p, !quick, res);
+      } catch (const Interrupted&) {
+        log("interrupted; stopping everything");
+      } catch (const std::exception& e) {
+        ++failures;
+        log(p.label() + ": run failed: " + e.what());
+      }
+    }
+    print(p, res);
+  }
+  if (g_interrupted) return 130;
+  return failures ? 1 : 0;
+}
