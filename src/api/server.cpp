@@ -38,7 +38,7 @@ constexpr auto kDrainTimeout = std::chrono::seconds(5);  // reading the rest of 
 constexpr uint64_t kBodyLimit = 1024 * 1024;
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 constexpr size_t kDrainLimit = 64 * 1024 * 1024;
-constexpr size_t kWorkers = 4;
+constexpr size_t kWorkers = 2;  // probes and peers are few; each idle thread costs memory
 
 bool is_http_error(const beast::error_code& ec) {
   return &ec.category() == &http::make_error_code(http::error::bad_method).category();

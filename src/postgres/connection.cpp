@@ -4,6 +4,8 @@
 // never reports state from a server that was restarted underneath it.
 #include <libpq-fe.h>
 
+#include <mutex>
+
 #include <algorithm>
 #include <cctype>
 #include <memory>
@@ -213,10 +215,30 @@ Result<ConnPtr> connect_superuser(const Postgres& p) {
 
 }  // namespace
 
+struct Postgres::StateConnection {
+  std::mutex mu;
+  ConnPtr conn;
+};
+
+std::shared_ptr<Postgres::StateConnection> Postgres::make_state_connection() {
+  return std::make_shared<StateConnection>();
+}
+
 Result<PgState> Postgres::query_state() const {
-  auto c = connect_superuser(*this);
-  if (!c) return c.status();
-  ResultPtr r(PQexec(c->get(), kStateQuery));
+  std::lock_guard<std::mutex> lock(state_conn_->mu);
+  ResultPtr r;
+  // Reuse the kept connection; after a restart of PostgreSQL it is broken, so one fresh try.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!state_conn_->conn || PQstatus(state_conn_->conn.get()) != CONNECTION_OK) {
+      auto c = connect_superuser(*this);
+      if (!c) return c.status();
+      state_conn_->conn = std::move(*c);
+    }
+    r.reset(PQexec(state_conn_->conn.get(), kStateQuery));
+    if (result_ok(r.get()) && PQntuples(r.get()) == 1) break;
+    if (PQstatus(state_conn_->conn.get()) == CONNECTION_OK) break;  // a real query error
+    state_conn_->conn.reset();
+  }
   if (!result_ok(r.get()) || PQntuples(r.get()) != 1) return Status::Failed("state query: " + result_error(r.get()));
   PgState st;
   try {

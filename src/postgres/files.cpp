@@ -62,7 +62,8 @@ std::string timestamp_suffix() {
 
 }  // namespace
 
-Postgres::Postgres(config::Config cfg, util::Environment env) : cfg_(std::move(cfg)), env_(std::move(env)) {}
+Postgres::Postgres(config::Config cfg, util::Environment env)
+    : cfg_(std::move(cfg)), env_(std::move(env)), state_conn_(make_state_connection()) {}
 
 std::string Postgres::program(const std::string& name) const {
   return util::find_program(name, cfg_.postgresql.bin_dir, env_);

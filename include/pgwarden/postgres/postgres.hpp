@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -72,7 +73,10 @@ class Postgres {
   Postgres(config::Config cfg, util::Environment env);
 
   const config::Config& config() const { return cfg_; }
-  void set_config(config::Config cfg) { cfg_ = std::move(cfg); }
+  void set_config(config::Config cfg) {
+    cfg_ = std::move(cfg);
+    state_conn_ = make_state_connection();  // credentials or address may have changed
+  }
 
   // --- data directory
   bool data_directory_exists() const;
@@ -132,6 +136,11 @@ class Postgres {
   config::Config cfg_;
   util::Environment env_;
   std::optional<nlohmann::json> parameters_;  // last given to write_configuration
+  // query_state() keeps its connection between calls: a new backend (and authentication)
+  // every loop_wait is most of an idle member's CPU. Shared by copies; guarded inside.
+  struct StateConnection;
+  std::shared_ptr<StateConnection> state_conn_;
+  static std::shared_ptr<StateConnection> make_state_connection();
 };
 
 }  // namespace pgwarden::postgres
