@@ -187,6 +187,8 @@ bool try_exec(int port, const std::string& query, int connect_timeout = 2) {
 
 struct ProcSample {
   long rss_kb = -1;
+  long pss_kb = -1;          // proportional: shared library pages divided among their users
+  long private_kb = -1;      // Private_Clean + Private_Dirty: memory only this process holds
   long ticks = -1;  // utime + stime
 };
 
@@ -196,6 +198,14 @@ ProcSample sample_proc(int pid) {
   std::string line;
   while (std::getline(st, line))
     if (line.rfind("VmRSS:", 0) == 0) s.rss_kb = std::atol(line.c_str() + 6);
+  std::ifstream rollup("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  long priv = 0;
+  while (std::getline(rollup, line)) {
+    if (line.rfind("Pss:", 0) == 0) s.pss_kb = std::atol(line.c_str() + 4);
+    if (line.rfind("Private_Clean:", 0) == 0) priv += std::atol(line.c_str() + 14);
+    if (line.rfind("Private_Dirty:", 0) == 0) priv += std::atol(line.c_str() + 14);
+  }
+  if (s.pss_kb >= 0) s.private_kb = priv;
   std::ifstream sf("/proc/" + std::to_string(pid) + "/stat");
   std::string all((std::istreambuf_iterator<char>(sf)), std::istreambuf_iterator<char>());
   auto rp = all.rfind(')');
@@ -237,6 +247,8 @@ const std::vector<Figure> kFigures = {
     {"handover_rows_acked", "-", "-"},
     {"handover_rows_lost", "-", "=0"},
     {"idle_rss_mb_per_member", "61", "<=6"},
+    {"idle_pss_mb_per_member", "-", "-"},
+    {"idle_private_mb_per_member", "-", "-"},
     {"idle_cpu_s_per_member_60s", "0.09", "<=0.01"},
 };
 
@@ -357,6 +369,8 @@ void run_once(const Params& p, bool idle_minute, Results& res) {
       auto after = sample_proc(c.members[i]->child_pid());
       if (after.rss_kb < 0 || before[i].ticks < 0 || after.ticks < 0) continue;
       res["idle_rss_mb_per_member"].push_back(after.rss_kb / 1024.0);
+      if (after.pss_kb >= 0) res["idle_pss_mb_per_member"].push_back(after.pss_kb / 1024.0);
+      if (after.private_kb >= 0) res["idle_private_mb_per_member"].push_back(after.private_kb / 1024.0);
       res["idle_cpu_s_per_member_60s"].push_back((after.ticks - before[i].ticks) / tck);
     }
   }

@@ -45,7 +45,7 @@ for i in 1 2 3; do
       -e "s#@PG_PORT@#$(pg_port $i)#g" -e "s#@API_PORT@#$(api_port $i)#g" \
       config/demo-node.yml.in > "$demo/$name.yml"
   [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$demo/$name.yml"
-  as_pg bash -c "cd '$demo' && (exec env PATRONI_SUPERUSER_PASSWORD=demo-superuser PATRONI_REPLICATION_PASSWORD=demo-replication \
+  as_pg bash -c "cd '$demo'; (exec env PATRONI_SUPERUSER_PASSWORD=demo-superuser PATRONI_REPLICATION_PASSWORD=demo-replication \
     nohup '$demo/pgwarden' '$demo/$name.yml' > '$demo/$name.log' 2>&1) & echo \$! > '$demo/$name.pid'"
 done
 

@@ -16,6 +16,23 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
+std::string capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+size_t count_of(const std::string& text, const std::string& word) {
+  size_t n = 0;
+  for (size_t pos = 0; (pos = text.find(word, pos)) != std::string::npos; pos += word.size()) ++n;
+  return n;
+}
+
 class ThreeMembers : public ::testing::Test {
  protected:
   void start(int n = 3, const std::function<void(MemberOptions&)>& tweak = {}) {
@@ -82,15 +99,8 @@ TEST_F(ThreeMembers, BootstrapOneLeaderTwoStreamingReplicasWithSlots) {
   std::string out;
   EXPECT_TRUE(wait_until(
       [&] {
-        FILE* p = popen(("patronictl -c " + l->config_path() + " list 2>&1").c_str(), "r");
-        out.clear();
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-        pclose(p);
-        size_t replicas = 0;
-        for (size_t pos = 0; (pos = out.find("Replica", pos)) != std::string::npos; ++pos) ++replicas;
-        return out.find("Leader") != std::string::npos && replicas == 2;
+        out = capture("patronictl -c " + l->config_path() + " list");
+        return out.find("Leader") != std::string::npos && count_of(out, "Replica") == 2;
       },
       30s))
       << out;
@@ -117,6 +127,16 @@ TEST_F(ThreeMembers, KilledLeaderFailsOverAndRejoinsWithRewind) {
   EXPECT_TRUE(wait_until([&] { return streaming_replicas(next) == 2; }, 90s)) << logs();
   EXPECT_EQ(old->sql("SELECT pg_is_in_recovery()::text"), "true") << logs();
   EXPECT_NE(old->log().find("rewind"), std::string::npos);
+  // patronictl shows the new leader on the new timeline and both replicas.
+  std::string out;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        out = capture("patronictl -c " + next->config_path() + " list");
+        return out.find("| " + next->options().name) != std::string::npos && out.find("Leader") != std::string::npos &&
+               out.find("|  2 |") != std::string::npos && count_of(out, "Replica") == 2;
+      },
+      30s))
+      << out;
   auto history = nlohmann::json::parse(etcd.get_prefix("/service/itest/history")["/service/itest/history"]);
   ASSERT_TRUE(history.is_array());
   EXPECT_GE(history.size(), 1u);

@@ -145,6 +145,11 @@ const Row kRows[] = {
     {"NofailoverReplicaNoLeaderWaits", [](Snapshot& s) { no_leader(s); as_replica(s); s.nofailover = true; }, {}, "replica"},
     {"NofailoverPrimaryNoLeaderDemotes", [](Snapshot& s) { no_leader(s); s.nofailover = true; }, {A::kDemote}, "replica"},
     {"PrimaryWhileOtherHoldsLockDemotes", other_leader, {A::kDemote}, "replica"},
+    // We took the lock and promoted, but by the next cycle another member holds it.
+    {"LockLostWhilePromotingDemotes", [](Snapshot& s) { other_leader(s); s.was_leader = true; }, {A::kDemote},
+     "replica"},
+    {"LockLostWhileStillReplicaJustFollows",
+     [](Snapshot& s) { other_leader(s); as_replica(s); s.was_leader = true; s.following = "node2"; }, {}, "replica"},
     {"ReplicaFollowingLeaderDoesNothing",
      [](Snapshot& s) { other_leader(s); as_replica(s); s.following = "node2"; }, {}, "replica"},
     {"ReplicaFollowsNewLeader", [](Snapshot& s) { other_leader(s); as_replica(s); s.following = "node3"; },
