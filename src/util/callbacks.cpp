@@ -77,6 +77,7 @@ CallbackExecutor::~CallbackExecutor() {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  cv_.notify_all();
   if (watcher_.joinable()) watcher_.join();
   // Running callbacks are left alone (an on_stop fired at shutdown must be allowed to
   // finish); stop_all() is the way to end them.
@@ -120,6 +121,7 @@ void CallbackExecutor::fire(const std::string& action, const std::string& role) 
     slot.partial.clear();
     slot.proc = std::move(*proc);
     spdlog::info("callback {} started (pid {}): {} {} {}", action, slot.proc->pid(), action, role, scope_);
+    cv_.notify_all();
   } catch (const std::exception& e) {
     spdlog::error("callback {}: {}", action, e.what());
   }
@@ -131,15 +133,15 @@ void CallbackExecutor::stop_all() {
   kill_slot(*reload_);
 }
 
+// Polls only while a callback runs; idle, it sleeps until fire() or the destructor wakes it.
 void CallbackExecutor::watch_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return;
-      check_slot(*main_);
-      check_slot(*reload_);
-    }
-    std::this_thread::sleep_for(kPollInterval);
+    if (stopping_) return;
+    check_slot(*main_);
+    check_slot(*reload_);
+    if (main_->proc || reload_->proc) cv_.wait_for(lock, kPollInterval);
+    else cv_.wait(lock);
   }
 }
 

@@ -92,7 +92,8 @@ TEST_F(ThreeMembers, BootstrapOneLeaderTwoStreamingReplicasWithSlots) {
   EXPECT_EQ(leaders, 1);
   for (auto& m : members) {
     if (m.get() == l) continue;
-    EXPECT_EQ(m->get("/replica").status, 200);
+    // The member publishes its state right after the cycle that started it streaming.
+    EXPECT_TRUE(wait_until([&] { return m->get("/replica").status == 200; }, 10s)) << m->get("/replica").body;
     EXPECT_EQ(m->sql("SELECT pg_is_in_recovery()::text"), "true");
   }
   // patronictl sees all three with their roles.

@@ -4,6 +4,7 @@
 // Output and exit status are logged.
 #include <map>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -35,6 +36,7 @@ class CallbackExecutor {
   Environment env_;
   std::string scope_;
   std::mutex mu_;
+  std::condition_variable cv_;  // wakes the watcher when a callback starts or on stop
   std::unique_ptr<Slot> main_, reload_;
   bool stopping_ = false;
   std::thread watcher_;

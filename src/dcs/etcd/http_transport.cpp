@@ -19,7 +19,9 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr auto kWakeSlice = std::chrono::milliseconds(100);
+// How often a blocked read looks at the wake flag. Each look is a wakeup of an idle member,
+// so this trades shutdown/reload latency (at most this long) against idle CPU.
+constexpr auto kWakeSlice = std::chrono::milliseconds(500);
 
 // One connection with its own io_context: async operations are started by the caller and
 // driven here so that a deadline (and a wake flag) can interrupt any of them.
@@ -50,6 +52,18 @@ class Connection {
   Status connect(Clock::time_point deadline, const std::atomic<bool>* wake = nullptr) {
     bool done = false;
     error_code ec;
+    // An IP literal needs no resolver (Asio's async resolver starts a thread per lookup).
+    if (auto addr = asio::ip::make_address(ep_.host, ec); !ec) {
+      socket_.async_connect(tcp::endpoint(addr, static_cast<unsigned short>(ep_.port)), [&](const error_code& e) {
+        ec = e;
+        done = true;
+      });
+      if (run(done, deadline, wake) != Wait::kDone) return fail("timed out connecting");
+      if (ec) return fail("cannot connect: " + ec.message());
+      socket_.set_option(tcp::no_delay(true), ec);
+      return Status::Ok();
+    }
+    ec.clear();
     tcp::resolver::results_type results;
     resolver_.async_resolve(ep_.host, std::to_string(ep_.port),
                             [&](const error_code& e, tcp::resolver::results_type r) {
