@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "pgwarden/postgres/postgres.hpp"
+#include "pq_connect.hpp"
 
 namespace pgwarden::postgres {
 namespace {
@@ -24,17 +25,9 @@ std::string trim(std::string s) {
   return s;
 }
 
-struct ConnDeleter {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
-using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+using pq::ConnPtr;
+using pq::ResultPtr;
 
-// libpq's messages end in a newline and never contain the password.
-std::string conn_error(PGconn* c) { return trim(c ? PQerrorMessage(c) : "out of memory"); }
 
 // Only the primary message: the full text can quote the statement ("LINE 1: ... PASSWORD
 // '...'"), which must never reach a log.
@@ -191,27 +184,7 @@ std::string Postgres::connection_url() const {
 
 namespace {
 
-Result<ConnPtr> connect_superuser(const Postgres& p) {
-  const auto& su = p.config().postgresql.superuser;
-  std::vector<std::pair<std::string, std::string>> kv{
-      {"dbname", "postgres"},       {"user", su.username}, {"port", std::to_string(p.local_port())},
-      {"connect_timeout", "3"},     {"application_name", "pgwarden"},
-  };
-  if (auto h = p.local_host(); !h.empty()) kv.emplace_back("host", h);
-  if (!su.password.empty()) kv.emplace_back("password", su.password);
-  for (const auto& [k, v] : su.extra) kv.emplace_back(k, v);
-  std::vector<const char*> keys, values;
-  for (const auto& [k, v] : kv) {
-    keys.push_back(k.c_str());
-    values.push_back(v.c_str());
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
-  ConnPtr c(PQconnectdbParams(keys.data(), values.data(), 0));
-  if (!c || PQstatus(c.get()) != CONNECTION_OK)
-    return Status::Unavailable("cannot connect to PostgreSQL: " + conn_error(c.get()));
-  return c;
-}
+Result<ConnPtr> connect_superuser(const Postgres& p) { return pq::connect(pq::local_superuser_params(p)); }
 
 }  // namespace
 
