@@ -16,6 +16,9 @@ struct ErrorCase {
   const char* want_error;  // exact error line
 };
 
+// Short names in test listings (and so in CTest's names) instead of the struct's bytes.
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+
 class ConfigErrors : public ::testing::TestWithParam<ErrorCase> {};
 
 TEST_P(ConfigErrors, ReportsExactLine) {
