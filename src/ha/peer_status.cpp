@@ -311,8 +311,8 @@ std::vector<PeerStatus> fetch_peer_statuses(const std::vector<dcs::Member>& memb
       state->done[i] = true;
       continue;
     }
-    // TODO(tls): peers with restapi.certfile advertise https; until the client does TLS
-    // (and knows the CA / client cert settings) they count as unreachable.
+    // Peers with restapi.certfile advertise https. The client speaks no TLS yet (REST TLS
+    // comes with the management API issue), so such peers count as unreachable.
     if (url->scheme == "https") {
       state->errors[i] = "https api_url is not supported yet";
       state->done[i] = true;
