@@ -2,10 +2,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <climits>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
@@ -27,6 +32,119 @@ struct K8sEmulator::Request {
   std::string content_type;
   std::string authorization;
   std::string body;
+};
+
+// A blocking stream over an accepted socket, optionally through a TLS session; a Beast
+// SyncReadStream / SyncWriteStream. stop() and drop_watches() interrupt it from other threads
+// with shutdown(2) on the socket, which makes recv/SSL_read and send/SSL_write fail.
+class K8sEmulator::Conn {
+ public:
+  Conn(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}
+  ~Conn() {
+    if (ssl_) {
+      if (!cut_) SSL_shutdown(ssl_);
+      SSL_free(ssl_);
+    }
+    ::close(fd_);
+  }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  template <class Buffers>
+  std::size_t read_some(const Buffers& buffers, boost::system::error_code& ec) {
+    ec = {};
+    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers); ++it) {
+      boost::asio::mutable_buffer b = *it;
+      if (b.size() == 0) continue;
+      return raw_read(b.data(), b.size(), ec);
+    }
+    return 0;
+  }
+  template <class Buffers>
+  std::size_t read_some(const Buffers& buffers) {
+    boost::system::error_code ec;
+    auto n = read_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+  template <class Buffers>
+  std::size_t write_some(const Buffers& buffers, boost::system::error_code& ec) {
+    ec = {};
+    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers); ++it) {
+      boost::asio::const_buffer b = *it;
+      if (b.size() == 0) continue;
+      return raw_write(b.data(), b.size(), ec);
+    }
+    return 0;
+  }
+  template <class Buffers>
+  std::size_t write_some(const Buffers& buffers) {
+    boost::system::error_code ec;
+    auto n = write_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+  bool write_all(const std::string& data) {
+    std::size_t off = 0;
+    while (off < data.size()) {
+      boost::system::error_code ec;
+      std::size_t n = raw_write(data.data() + off, data.size() - off, ec);
+      if (ec || n == 0) return false;
+      off += n;
+    }
+    return true;
+  }
+
+  int fd() const { return fd_; }
+
+ private:
+  std::size_t raw_read(void* p, std::size_t n, boost::system::error_code& ec) {
+    if (ssl_) {
+      int r = SSL_read(ssl_, p, static_cast<int>(std::min<std::size_t>(n, INT_MAX)));
+      if (r > 0) return static_cast<std::size_t>(r);
+      if (SSL_get_error(ssl_, r) == SSL_ERROR_ZERO_RETURN) {
+        ec = boost::asio::error::eof;
+      } else {
+        cut_ = true;
+        ec = boost::asio::error::connection_reset;
+      }
+      ERR_clear_error();
+      return 0;
+    }
+    for (;;) {
+      ssize_t r = ::recv(fd_, p, n, 0);
+      if (r > 0) return static_cast<std::size_t>(r);
+      if (r == 0) {
+        ec = boost::asio::error::eof;
+        return 0;
+      }
+      if (errno == EINTR) continue;
+      ec = boost::system::error_code(errno, boost::system::system_category());
+      return 0;
+    }
+  }
+  std::size_t raw_write(const void* p, std::size_t n, boost::system::error_code& ec) {
+    if (ssl_) {
+      int r = SSL_write(ssl_, p, static_cast<int>(std::min<std::size_t>(n, INT_MAX)));
+      if (r > 0) return static_cast<std::size_t>(r);
+      cut_ = true;
+      ERR_clear_error();
+      ec = boost::asio::error::broken_pipe;
+      return 0;
+    }
+    for (;;) {
+      ssize_t r = ::send(fd_, p, n, MSG_NOSIGNAL);
+      if (r > 0) return static_cast<std::size_t>(r);
+      if (r < 0 && errno == EINTR) continue;
+      ec = r == 0 ? boost::asio::error::broken_pipe : boost::system::error_code(errno, boost::system::system_category());
+      return 0;
+    }
+  }
+
+  int fd_;
+  SSL* ssl_;
+  bool cut_ = false;  // the TLS session failed: no close_notify
 };
 
 namespace {
@@ -269,30 +387,53 @@ std::string verb_for(const std::string& method, bool has_name, bool watch) {
 
 bool truthy(const std::string& v) { return v == "1" || v == "true" || v == "True"; }
 
-bool send_all(int fd, const std::string& data) {
-  std::size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    off += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-bool send_chunk(int fd, const std::string& data) {
+template <class C>
+bool send_chunk(C& conn, const std::string& data) {
   std::ostringstream os;
   os << std::hex << data.size() << "\r\n" << data << "\r\n";
-  return send_all(fd, os.str());
+  return conn.write_all(os.str());
 }
 
 }  // namespace
 
 K8sEmulator::K8sEmulator() = default;
 
-K8sEmulator::~K8sEmulator() { stop(); }
+K8sEmulator::~K8sEmulator() {
+  stop();
+  if (ssl_ctx_) SSL_CTX_free(ssl_ctx_);
+}
 
 void K8sEmulator::start(int port) {
   if (running_) return;
+  if (ssl_ctx_) {
+    SSL_CTX_free(ssl_ctx_);
+    ssl_ctx_ = nullptr;
+  }
+  listen_on(port);
+}
+
+void K8sEmulator::start_tls(const std::string& cert_pem_file, const std::string& key_pem_file, int port) {
+  if (running_) return;
+  if (ssl_ctx_) {
+    SSL_CTX_free(ssl_ctx_);
+    ssl_ctx_ = nullptr;
+  }
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) throw std::runtime_error("SSL_CTX_new failed");
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_pem_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, key_pem_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    char err[256];
+    ERR_error_string_n(ERR_get_error(), err, sizeof err);
+    SSL_CTX_free(ctx);
+    throw std::runtime_error("cannot load " + cert_pem_file + " / " + key_pem_file + ": " + err);
+  }
+  ssl_ctx_ = ctx;
+  listen_on(port);
+}
+
+void K8sEmulator::listen_on(int port) {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) throw std::runtime_error("socket failed");
   int one = 1;
@@ -352,6 +493,7 @@ void K8sEmulator::accept_loop() {
     bool refuse;
     {
       std::lock_guard<std::mutex> lk(fault_mu_);
+      ++connections_;
       refuse = refuse_;
     }
     if (refuse) {
@@ -365,30 +507,39 @@ void K8sEmulator::accept_loop() {
 }
 
 void K8sEmulator::serve_connection(int fd) {
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::socket sock(ioc);
-  boost::system::error_code ec;
-  sock.assign(boost::asio::ip::tcp::v4(), fd, ec);
-  auto finish = [&] {
-    {
+  // OpenSSL writes with write(2): a peer that went away must give EPIPE, not kill the test
+  // process. SIGPIPE raised by this thread stays pending on it and dies with it.
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+
+  SSL* ssl = nullptr;
+  if (ssl_ctx_) {
+    ssl = SSL_new(ssl_ctx_);
+    if (ssl) SSL_set_fd(ssl, fd);
+    if (!ssl || SSL_accept(ssl) != 1) {
+      ERR_clear_error();
+      if (ssl) SSL_free(ssl);
       std::lock_guard<std::mutex> lk(conn_mu_);
       open_fds_.erase(fd);
-      watch_fds_.erase(fd);
+      ::close(fd);
+      return;
     }
-    boost::system::error_code ignored;
-    sock.close(ignored);
-  };
-  if (ec) {
+  }
+  auto conn = std::make_unique<Conn>(fd, ssl);
+  auto finish = [&] {
     std::lock_guard<std::mutex> lk(conn_mu_);
     open_fds_.erase(fd);
-    ::close(fd);
-    return;
-  }
+    watch_fds_.erase(fd);
+    conn.reset();  // closes the fd while no other thread can shut it down
+  };
   boost::beast::flat_buffer buf;
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(16 * 1024 * 1024);
-    http::read(sock, buf, parser, ec);
+    boost::system::error_code ec;
+    http::read(*conn, buf, parser, ec);
     if (ec) break;
     auto& hreq = parser.get();
     Request req;
@@ -441,7 +592,7 @@ void K8sEmulator::serve_connection(int fd) {
         std::lock_guard<std::mutex> lk(conn_mu_);
         watch_fds_.insert(fd);
       }
-      serve_watch(req, fd);
+      serve_watch(req, *conn);
       break;  // a watch ends its connection
     }
     http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
@@ -450,7 +601,7 @@ void K8sEmulator::serve_connection(int fd) {
     res.body() = reply.body.is_null() ? "" : reply.body.dump();
     res.keep_alive(keep_alive);
     res.prepare_payload();
-    http::write(sock, res, ec);
+    http::write(*conn, res, ec);
     if (ec || !keep_alive) break;
   }
   finish();
@@ -741,7 +892,7 @@ K8sEmulator::Reply K8sEmulator::handle(const Request& req) {
   return Reply{200, updated, {}};
 }
 
-void K8sEmulator::serve_watch(const Request& req, int fd) {
+void K8sEmulator::serve_watch(const Request& req, Conn& conn) {
   auto qv = [&](const std::string& k) {
     auto it = req.query.find(k);
     return it == req.query.end() ? std::string() : it->second;
@@ -770,7 +921,7 @@ void K8sEmulator::serve_watch(const Request& req, int fd) {
     } catch (const std::exception&) {
     }
   }
-  if (!send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+  if (!conn.write_all("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
                     "Connection: close\r\n\r\n"))
     return;
   auto event_line = [](const std::string& type, const json& obj) {
@@ -813,7 +964,7 @@ void K8sEmulator::serve_watch(const Request& req, int fd) {
   }
   for (;;) {
     for (auto& line : out)
-      if (!send_chunk(fd, line)) return;
+      if (!send_chunk(conn, line)) return;
     out.clear();
     if (end) break;
     std::unique_lock<std::mutex> lk(mu_);
@@ -848,7 +999,7 @@ void K8sEmulator::serve_watch(const Request& req, int fd) {
       }
     }
   }
-  send_all(fd, "0\r\n\r\n");
+  conn.write_all("0\r\n\r\n");
 }
 
 // ---- auth ----
@@ -957,6 +1108,11 @@ void K8sEmulator::set_history_limit(std::size_t n) {
 std::uint64_t K8sEmulator::request_count() {
   std::lock_guard<std::mutex> lk(fault_mu_);
   return requests_;
+}
+
+std::uint64_t K8sEmulator::connection_count() {
+  std::lock_guard<std::mutex> lk(fault_mu_);
+  return connections_;
 }
 
 // ---- client helpers ----

@@ -1,5 +1,5 @@
 #pragma once
-// An in-process Kubernetes API server emulator for tests: plain HTTP on 127.0.0.1, core/v1
+// An in-process Kubernetes API server emulator for tests: HTTP (or HTTPS) on 127.0.0.1, core/v1
 // namespaced endpoints, configmaps, pods and services. Follows the real API semantics for
 // get/list (label and field selectors), create (409 AlreadyExists), replace (409 Conflict on a
 // stale resourceVersion), merge / strategic-merge / JSON patch, delete (preconditions), watches
@@ -23,6 +23,8 @@
 
 #include "support/harness.hpp"
 
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
+
 namespace pgwarden::test {
 
 class K8sEmulator {
@@ -34,6 +36,10 @@ class K8sEmulator {
 
   // Binds 127.0.0.1:`port` (0: any free port) and starts serving.
   void start(int port = 0);
+  // The same over HTTPS (TLS 1.2+, OpenSSL) with the given PEM certificate chain and key, e.g.
+  // from support/tls_certs.hpp. Throws std::runtime_error when they cannot be loaded.
+  void start_tls(const std::string& cert_pem_file, const std::string& key_pem_file, int port = 0);
+  bool tls() const { return ssl_ctx_ != nullptr; }
   // Closes the listener and every open connection; joins all threads. Idempotent.
   void stop();
   int port() const { return port_; }
@@ -73,6 +79,8 @@ class K8sEmulator {
   void set_history_limit(std::size_t n);
   // Number of HTTP requests received (all, including faulted / rejected ones).
   std::uint64_t request_count();
+  // Number of TCP connections accepted (including those closed at once by refuse mode).
+  std::uint64_t connection_count();
 
  private:
   struct Event {
@@ -88,11 +96,13 @@ class K8sEmulator {
     std::map<std::string, std::string> headers;
   };
   struct Request;
+  class Conn;  // one accepted connection: the socket, with a TLS session in TLS mode
 
+  void listen_on(int port);
   void accept_loop();
   void serve_connection(int fd);
   Reply handle(const Request& req);
-  void serve_watch(const Request& req, int fd);
+  void serve_watch(const Request& req, Conn& conn);
 
   // Under mu_.
   std::uint64_t next_rv_locked();
@@ -116,6 +126,7 @@ class K8sEmulator {
   int fail_count_ = 0;
   std::chrono::milliseconds delay_{0};
   std::uint64_t requests_ = 0;
+  std::uint64_t connections_ = 0;
 
   std::mutex conn_mu_;
   std::set<int> open_fds_;
@@ -126,6 +137,7 @@ class K8sEmulator {
   std::thread accept_thread_;
   int port_ = 0;
   bool running_ = false;
+  ssl_ctx_st* ssl_ctx_ = nullptr;  // set by start_tls, freed by the destructor
 };
 
 // A small HTTP client for talking to the emulator with headers (Content-Type, Authorization).
