@@ -77,18 +77,19 @@ int run_daemon(const std::string& config_path) {
   util::Environment daemon_env = util::without_prefixes(env, {"PATRONI_"});
   util::Environment pg_env = util::without_prefixes(env, {"PATRONI_", "KUBERNETES_"});
 
-  auto dcs = dcs::make_dcs(cfg);
-  if (!dcs) {
-    std::cerr << "dcs: " << dcs.status().message() << "\n";
-    return kExitInvalidConfig;
-  }
-
-  // Signals are taken by one thread with sigwait; every other thread has them blocked.
+  // Signals are taken by one thread with sigwait; every other thread has them
+  // blocked, including the DCS watch threads started just below.
   sigset_t sigs;
   sigemptyset(&sigs);
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&sigs, s);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  auto dcs = dcs::make_dcs(cfg);
+  if (!dcs) {
+    std::cerr << "dcs: " << dcs.status().message() << "\n";
+    return kExitInvalidConfig;
+  }
 
   ha::NodeBoard board;
   auto api_pg = std::make_shared<postgres::Postgres>(cfg, pg_env);

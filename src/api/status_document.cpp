@@ -79,6 +79,8 @@ nlohmann::json build_status_document(const ha::NodeView& view, const std::option
   }
   if (cluster_unlocked(view)) doc["cluster_unlocked"] = true;
   doc["dcs_last_seen"] = static_cast<int64_t>(view.dcs_last_seen);
+  // Not a Patroni key: clients that do not know it ignore it.
+  if (!view.problem.empty()) doc["problem"] = view.problem;
   if (view.tags.is_object() && !view.tags.empty()) doc["tags"] = view.tags;
   if (pg && !pg->system_identifier.empty()) doc["database_system_identifier"] = pg->system_identifier;
   if (view.pending_restart || (pg && pg->pending_restart)) doc["pending_restart"] = true;

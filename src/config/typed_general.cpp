@@ -182,6 +182,19 @@ void fill_kubernetes(const json& section, Config& cfg, Problems& p) {
   read_into(section, "use_endpoints", "kubernetes", k.use_endpoints, &p.errors);
   read_into(section, "bypass_api_service", "kubernetes", k.bypass_api_service, &p.errors);
   read_into(section, "pod_ip", "kubernetes", k.pod_ip, &p.errors);
+  read_into(section, "context", "kubernetes", k.context, &p.errors);
+  read_into(section, "cacert", "kubernetes", k.cacert, &p.errors);
+  if (const json* codes = field(section, "retriable_http_codes")) {
+    // Patroni accepts one code or a list of them.
+    json list = codes->is_array() ? *codes : json::array({*codes});
+    for (const auto& c : list) {
+      auto n = py_int(c);
+      if (!n || *n < 100 || *n > 599)
+        expected("kubernetes.retriable_http_codes", "HTTP status codes (100-599)", *codes, &p.errors);
+      else
+        k.retriable_http_codes.push_back(static_cast<int>(*n));
+    }
+  }
   if (!k.pod_ip.empty()) {
     unsigned char buf[sizeof(in6_addr)];
     if (inet_pton(AF_INET, k.pod_ip.c_str(), buf) != 1 && inet_pton(AF_INET6, k.pod_ip.c_str(), buf) != 1)

@@ -31,7 +31,7 @@ const char* to_string(Action a) {
 namespace {
 
 Decision make(std::vector<Action> actions, std::string role, std::string reason) {
-  return Decision{std::move(actions), std::move(reason), std::move(role)};
+  return Decision{std::move(actions), std::move(reason), std::move(role), {}};
 }
 
 bool leader_is_me(const Snapshot& s) { return s.cluster.leader && s.cluster.leader->name == s.me; }
@@ -179,7 +179,21 @@ Decision decide_empty_data(const Snapshot& s) {
   if (s.can_clone_without_leader)
     return make({Action::kCreateReplica, Action::kStartReplica}, "replica",
                 "cluster has no leader: creating a replica with a method that needs none");
-  return make({}, "uninitialized", "cluster has no leader and no replica method works without one: waiting");
+  bool anyone_has_data = false;
+  for (const auto& m : c.members)
+    anyone_has_data = anyone_has_data || (m.name != s.me && (m.state() == "running" || m.state() == "starting"));
+  Decision d = make({}, "uninitialized", "cluster has no leader and no replica method works without one: waiting");
+  if (!anyone_has_data) {
+    // The leftover state of a reinstall over old objects: nobody will ever lead.
+    d.problem = "the DCS says the cluster was initialised (system identifier " +
+                (c.initialize->empty() ? std::string("unknown") : *c.initialize) +
+                ") but there is no leader, no member has data and no replica method works without a leader; "
+                "if this is a new cluster, delete " +
+                (s.initialize_location.empty() ? std::string("the initialize key") : s.initialize_location) +
+                " to bootstrap it again";
+    d.reason = "bootstrap impossible: " + d.problem;
+  }
+  return d;
 }
 
 }  // namespace

@@ -140,6 +140,7 @@ void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<p
   v.conn_url = pg_.connection_url();
   v.pending_restart = st && st->pending_restart;
   v.last_decision = d.reason;
+  v.problem = d.problem;
   board_.publish(std::move(v));
 }
 
@@ -148,6 +149,7 @@ void HaLoop::cycle() {
   Snapshot s;
   s.me = cfg_.name;
   s.now = epoch_now();
+  s.initialize_location = dcs_->initialize_location();
   auto cluster = dcs_->load_cluster();
   s.dcs_ok = cluster.ok();
   if (cluster) {
@@ -195,7 +197,11 @@ void HaLoop::cycle() {
   }
 
   Decision d = decide(s);
-  if (!d.actions.empty() || d.reason != last_reason_) spdlog::info("{}: {}", cfg_.name, d.reason);
+  if (!d.problem.empty()) {
+    if (d.reason != last_reason_) spdlog::error("{}: {}", cfg_.name, d.reason);
+  } else if (!d.actions.empty() || d.reason != last_reason_) {
+    spdlog::info("{}: {}", cfg_.name, d.reason);
+  }
   last_reason_ = d.reason;
   Outcome out = executor_.execute(d, s);
   was_leader_ = out.holds_lock;

@@ -11,7 +11,18 @@
 namespace pgwarden::test {
 
 PgwardenMember::PgwardenMember(const EtcdServer& etcd, MemberOptions opts)
-    : etcd_(etcd), opts_(std::move(opts)), dir_("pgwarden-member"), api_port_(free_port()), pg_port_(free_port()) {
+    : owned_dcs_(std::make_unique<EtcdTestDcs>(etcd)),
+      dcs_(*owned_dcs_),
+      opts_(std::move(opts)),
+      dir_("pgwarden-member"),
+      api_port_(free_port()),
+      pg_port_(free_port()) {
+  write_config();
+}
+
+PgwardenMember::PgwardenMember(TestDcs& dcs, MemberOptions opts)
+    : dcs_(dcs), opts_(std::move(opts)), dir_("pgwarden-member"), api_port_(free_port()), pg_port_(free_port()) {
+  dcs_.add_member(opts_.name, opts_.index);
   write_config();
 }
 
@@ -31,11 +42,10 @@ PgwardenMember::~PgwardenMember() {
 void PgwardenMember::write_config() {
   std::ostringstream y;
   y << "scope: " << opts_.scope << "\n"
-    << "namespace: /service/\n"
     << "name: " << opts_.name << "\n"
     << "log:\n  level: INFO\n"
     << "restapi:\n  listen: 127.0.0.1:" << api_port_ << "\n  connect_address: 127.0.0.1:" << api_port_ << "\n"
-    << "etcd3:\n  hosts: " << etcd_.endpoint() << "\n"
+    << dcs_.yaml(opts_.name, opts_.index)
     << "bootstrap:\n  dcs:\n    ttl: " << opts_.ttl << "\n    loop_wait: " << opts_.loop_wait
     << "\n    retry_timeout: " << opts_.retry_timeout
     << "\n    maximum_lag_on_failover: 1048576\n    postgresql:\n      use_pg_rewind: "
@@ -64,6 +74,7 @@ void PgwardenMember::start() {
                                               {"PATRONI_REPLICATION_PASSWORD", kReplicationPassword},
                                               {"PATRONI_TEST_MARKER", "must-not-leak"},
                                               {"KUBERNETES_TEST_MARKER", "must-not-reach-postgres"}};
+  for (auto& [k, v] : dcs_.env()) extra[k] = v;
   for (auto& [k, v] : opts_.extra_env) extra[k] = v;
   std::vector<std::string> argv{PGWARDEN_BINARY, config_path()};
   if (opts_.as_pid1) {

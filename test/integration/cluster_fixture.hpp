@@ -7,6 +7,7 @@
 #include <string>
 
 #include "support/harness.hpp"
+#include "test_dcs.hpp"
 
 namespace pgwarden::test {
 
@@ -23,11 +24,13 @@ struct MemberOptions {
   // Run pgwarden as PID 1 of a new PID namespace (unshare), as a container runtime would.
   bool as_pid1 = false;
   bool use_pg_rewind = true;  // bootstrap.dcs.postgresql.use_pg_rewind
+  int index = 1;              // 1-based position in the cluster (pod IP on Kubernetes)
 };
 
 class PgwardenMember {
  public:
   PgwardenMember(const EtcdServer& etcd, MemberOptions opts);
+  PgwardenMember(TestDcs& dcs, MemberOptions opts);
   ~PgwardenMember();
 
   void start();
@@ -55,7 +58,8 @@ class PgwardenMember {
  private:
   void write_config();
 
-  const EtcdServer& etcd_;
+  std::unique_ptr<TestDcs> owned_dcs_;  // when constructed from an EtcdServer
+  TestDcs& dcs_;
   MemberOptions opts_;
   TempDir dir_;
   int api_port_;

@@ -1,5 +1,5 @@
-// Three pgwarden members on one etcd: replicas, failover, rejoin, graceful handover, DCS
-// loss and nofailover. Real PostgreSQL 15 and etcd on loopback.
+// Three pgwarden members on one DCS (etcd, or the Kubernetes API emulator): replicas,
+// failover, rejoin, graceful handover, DCS loss and nofailover. Real PostgreSQL 15 on loopback.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
@@ -33,17 +33,37 @@ size_t count_of(const std::string& text, const std::string& word) {
   return n;
 }
 
-class ThreeMembers : public ::testing::Test {
+// The same scenarios on every DCS: real etcd, and the Kubernetes API emulator with the lock
+// on Endpoints (the chart's mode) or on ConfigMaps.
+class ThreeMembers : public ::testing::TestWithParam<std::string> {
  protected:
+  void SetUp() override {
+    if (GetParam() == "etcd") {
+      etcd = std::make_unique<EtcdServer>();
+      dcs = std::make_unique<EtcdTestDcs>(*etcd);
+    } else {
+      k8s = new K8sTestDcs(GetParam() == "k8s_endpoints");
+      dcs.reset(k8s);
+    }
+  }
+
+  void TearDown() override {
+    // Members first (they still talk to the DCS while stopping), then the DCS.
+    members.clear();
+    dcs.reset();
+    etcd.reset();
+  }
+
   void start(int n = 3, const std::function<void(MemberOptions&)>& tweak = {}) {
     for (int i = 1; i <= n; ++i) {
       MemberOptions o;
+      o.index = i;
       o.name = "node" + std::to_string(i);
       o.ttl = 10;
       o.loop_wait = 2;
       o.retry_timeout = 4;
       if (tweak) tweak(o);
-      members.push_back(std::make_unique<PgwardenMember>(etcd, o));
+      members.push_back(std::make_unique<PgwardenMember>(*dcs, o));
     }
     for (auto& m : members) m->start();
   }
@@ -78,15 +98,37 @@ class ThreeMembers : public ::testing::Test {
     return all;
   }
 
-  EtcdServer etcd;
+  std::string patronictl(PgwardenMember* m, const std::string& args) {
+    return capture(dcs->shell_env() + "patronictl -c " + m->config_path() + " " + args);
+  }
+
+  // On Kubernetes: the objects end up in Patroni's layout for `leader` (labels and status
+  // follow a cycle later than the REST API, so this waits a little).
+  void expect_layout(PgwardenMember* leader) {
+    if (!k8s) return;
+    std::vector<std::string> names;
+    for (auto& m : members)
+      if (m->alive()) names.push_back(m->options().name);
+    std::string why;
+    EXPECT_TRUE(wait_until([&] { return (why = k8s->layout_mismatch(leader->options().name, names)).empty(); }, 30s))
+        << why << "\n" << logs();
+  }
+
+  std::unique_ptr<EtcdServer> etcd;
+  std::unique_ptr<TestDcs> dcs;
+  K8sTestDcs* k8s = nullptr;  // dcs, when it is the Kubernetes emulator
   std::vector<std::unique_ptr<PgwardenMember>> members;
 };
 
-TEST_F(ThreeMembers, BootstrapOneLeaderTwoStreamingReplicasWithSlots) {
+// Scenarios that also run on the ConfigMap layout; the rest run on etcd and Endpoints.
+class ThreeMembersFull : public ThreeMembers {};
+
+TEST_P(ThreeMembers, BootstrapOneLeaderTwoStreamingReplicasWithSlots) {
   start();
   PgwardenMember* l = wait_for_cluster(2);
   ASSERT_TRUE(l) << logs();
   EXPECT_EQ(l->sql("SELECT count(*) FROM pg_replication_slots WHERE active"), "2");
+  expect_layout(l);
   int leaders = 0;
   for (auto& m : members) leaders += m->get("/leader").status == 200;
   EXPECT_EQ(leaders, 1);
@@ -100,14 +142,14 @@ TEST_F(ThreeMembers, BootstrapOneLeaderTwoStreamingReplicasWithSlots) {
   std::string out;
   EXPECT_TRUE(wait_until(
       [&] {
-        out = capture("patronictl -c " + l->config_path() + " list");
+        out = patronictl(l, "list");
         return out.find("Leader") != std::string::npos && count_of(out, "Replica") == 2;
       },
       30s))
       << out;
 }
 
-TEST_F(ThreeMembers, KilledLeaderFailsOverAndRejoinsWithRewind) {
+TEST_P(ThreeMembers, KilledLeaderFailsOverAndRejoinsWithRewind) {
   start();
   PgwardenMember* old = wait_for_cluster(2);
   ASSERT_TRUE(old) << logs();
@@ -132,18 +174,19 @@ TEST_F(ThreeMembers, KilledLeaderFailsOverAndRejoinsWithRewind) {
   std::string out;
   EXPECT_TRUE(wait_until(
       [&] {
-        out = capture("patronictl -c " + next->config_path() + " list");
+        out = patronictl(next, "list");
         return out.find("| " + next->options().name) != std::string::npos && out.find("Leader") != std::string::npos &&
                out.find("|  2 |") != std::string::npos && count_of(out, "Replica") == 2;
       },
       30s))
       << out;
-  auto history = nlohmann::json::parse(etcd.get_prefix("/service/itest/history")["/service/itest/history"]);
+  expect_layout(next);
+  auto history = dcs->history("itest");
   ASSERT_TRUE(history.is_array());
   EXPECT_GE(history.size(), 1u);
 }
 
-TEST_F(ThreeMembers, KilledLeaderRejoinsByRecloneWithoutRewind) {
+TEST_P(ThreeMembersFull, KilledLeaderRejoinsByRecloneWithoutRewind) {
   start(3, [](MemberOptions& o) { o.use_pg_rewind = false; });
   PgwardenMember* old = wait_for_cluster(2);
   ASSERT_TRUE(old) << logs();
@@ -160,7 +203,7 @@ TEST_F(ThreeMembers, KilledLeaderRejoinsByRecloneWithoutRewind) {
   EXPECT_TRUE(moved) << "old data directory was not moved aside";
 }
 
-TEST_F(ThreeMembers, SigtermOfLeaderHandsOverWithoutWaitingForTtlAndLosesNothing) {
+TEST_P(ThreeMembersFull, SigtermOfLeaderHandsOverWithoutWaitingForTtlAndLosesNothing) {
   start(3, [](MemberOptions& o) { o.ttl = 30; o.loop_wait = 10; o.retry_timeout = 10; });
   PgwardenMember* old = wait_for_cluster(2, 180s);
   ASSERT_TRUE(old) << logs();
@@ -176,14 +219,14 @@ TEST_F(ThreeMembers, SigtermOfLeaderHandsOverWithoutWaitingForTtlAndLosesNothing
   EXPECT_EQ(next->sql("INSERT INTO rows VALUES (1000)"), "OK");
 }
 
-TEST_F(ThreeMembers, PrimaryDemotesWhenEtcdIsGoneLongerThanTtl) {
+TEST_P(ThreeMembersFull, PrimaryDemotesWhenTheDcsIsGoneLongerThanTtl) {
   start();
   PgwardenMember* l = wait_for_cluster(2);
   ASSERT_TRUE(l) << logs();
-  kill(etcd.pid(), SIGSTOP);
+  dcs->make_unavailable();
   // ttl is 10 s: well before then plus a margin, the old primary must no longer be writable.
   bool demoted = wait_until([&] { return l->sql("SELECT pg_is_in_recovery()::text") != "false"; }, 12s);
-  kill(etcd.pid(), SIGCONT);
+  dcs->make_available();
   EXPECT_TRUE(demoted) << logs();
   // And the cluster recovers: a leader that accepts writes.
   PgwardenMember* again = nullptr;
@@ -192,7 +235,7 @@ TEST_F(ThreeMembers, PrimaryDemotesWhenEtcdIsGoneLongerThanTtl) {
       << logs();
 }
 
-TEST_F(ThreeMembers, NofailoverMemberIsNeverPromoted) {
+TEST_P(ThreeMembersFull, NofailoverMemberIsNeverPromoted) {
   start(2, [](MemberOptions& o) {
     if (o.name == "node2") o.extra_yaml = "tags:\n  nofailover: true\n";
   });
@@ -207,6 +250,11 @@ TEST_F(ThreeMembers, NofailoverMemberIsNeverPromoted) {
   EXPECT_NE(members[1]->get("/leader").status, 200) << logs();
   EXPECT_EQ(members[1]->sql("SELECT pg_is_in_recovery()::text"), "true") << logs();
 }
+
+std::string backend_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
+INSTANTIATE_TEST_SUITE_P(Dcs, ThreeMembers, ::testing::Values("etcd", "k8s_endpoints", "k8s_configmaps"), backend_name);
+INSTANTIATE_TEST_SUITE_P(Dcs, ThreeMembersFull, ::testing::Values("etcd", "k8s_endpoints"), backend_name);
 
 }  // namespace
 }  // namespace pgwarden::test

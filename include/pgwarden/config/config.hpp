@@ -69,6 +69,9 @@ struct KubernetesConfig {
   std::string pod_ip;
   nlohmann::json ports = nlohmann::json::array();  // [{name, port}]
   bool bypass_api_service = false;
+  std::string context;  // kubeconfig context outside a pod; empty: current-context
+  std::string cacert;   // CA bundle for the API server (PATRONI_KUBERNETES_CACERT wins)
+  std::vector<int> retriable_http_codes;  // retried besides 500, 503, 504
 };
 
 struct RestApiConfig {

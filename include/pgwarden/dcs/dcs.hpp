@@ -58,9 +58,13 @@ class Dcs {
 
   // Releases the session (lease) on clean shutdown so our member key goes at once.
   virtual void close() = 0;
+
+  // Names where the `initialize` mark lives (key or object), for an operator who must
+  // delete a leftover cluster state.
+  virtual std::string initialize_location() const = 0;
 };
 
-// Builds the backend the config names (etcd3 now). Invalid if none is configured.
+// Builds the backend the config names (etcd3 or kubernetes). Invalid if none is configured.
 Result<std::unique_ptr<Dcs>> make_dcs(const config::Config& cfg);
 
 }  // namespace pgwarden::dcs

@@ -30,6 +30,9 @@ struct Decision {
   std::string reason;  // one line for the log and /patroni
   // Role we expect to have once the actions are done (master | replica | uninitialized).
   std::string role;
+  // Set when the cluster is stuck in a state only an operator can fix: one line saying what
+  // to do, shown in the log and in /patroni (key "problem").
+  std::string problem;
 };
 
 }  // namespace pgwarden::ha

@@ -30,6 +30,7 @@ struct NodeView {
   std::string conn_url;
   bool pending_restart = false;
   std::string last_decision;       // one line: what the loop did and why
+  std::string problem;             // a state only an operator can fix (see Decision::problem)
 };
 
 // Single-writer (HA loop), many-reader board holding the latest NodeView.

@@ -37,6 +37,7 @@ struct Snapshot {
   bool was_leader = false;      // we held the lock at the end of the previous cycle
   bool bootstrap_allowed = true;  // false after a failed bootstrap in this process
   double now = 0;               // epoch seconds
+  std::string initialize_location;  // where the DCS keeps `initialize` (for diagnoses)
 
   // Replication.
   std::string following;          // leader our primary_conninfo points at ("" for none)

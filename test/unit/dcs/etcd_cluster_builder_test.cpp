@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "pgwarden/dcs/dcs.hpp"
 #include "pgwarden/dcs/etcd/cluster_builder.hpp"
 #include "pgwarden/dcs/etcd/etcd3_dcs.hpp"
@@ -139,13 +141,20 @@ TEST(MakeDcs, Etcd3WhenHostsConfigured) {
   EXPECT_EQ(e->prefix(), "/service/batman/");
 }
 
-TEST(MakeDcs, KubernetesAndNoneAreInvalid) {
+TEST(MakeDcs, KubernetesWithoutAnApiServerAndNoneAreInvalid) {
   auto cfg = base_config();
   cfg.kubernetes.enabled = true;
+  // Neither in a pod nor with a kubeconfig: a clear configuration error, not a crash.
+  const char* had = std::getenv("KUBECONFIG");
+  std::string saved = had ? had : "";
+  setenv("KUBECONFIG", "/nonexistent/pgwarden-kubeconfig", 1);
+  unsetenv("KUBERNETES_SERVICE_HOST");
   auto k = make_dcs(cfg);
+  if (had) setenv("KUBECONFIG", saved.c_str(), 1);
+  else unsetenv("KUBECONFIG");
   ASSERT_FALSE(k.ok());
   EXPECT_EQ(k.status().code(), Code::kInvalid);
-  EXPECT_NE(k.status().message().find("kubernetes"), std::string::npos);
+  EXPECT_NE(k.status().message().find("pgwarden-kubeconfig"), std::string::npos) << k.status().message();
   auto n = make_dcs(base_config());
   ASSERT_FALSE(n.ok());
   EXPECT_EQ(n.status().code(), Code::kInvalid);

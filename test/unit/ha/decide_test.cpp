@@ -246,5 +246,40 @@ TEST(Decide, IsDeterministic) {
   EXPECT_EQ(a.reason, b.reason);
 }
 
+// The chart's most common failure: a reinstall over leftover objects. The DCS says the
+// cluster exists, nobody leads, nobody has data, nothing can clone without a leader.
+TEST(Decide, NamesTheObjectToDeleteWhenInitialisedWithoutLeaderOrData) {
+  struct Row {
+    const char* what;
+    std::function<void(Snapshot&)> change;
+    bool problem;
+  } rows[] = {
+      {"nobody has data", [](Snapshot&) {}, true},
+      {"another member runs PostgreSQL",
+       [](Snapshot& s) { s.cluster.members.push_back(member("node2", 100, "running")); }, false},
+      {"a stopped member does not count",
+       [](Snapshot& s) { s.cluster.members.push_back(member("node2", 100, "stopped")); }, true},
+      {"a leader exists", [](Snapshot& s) { s.cluster.leader = dcs::Leader{"node2", 1, ""}; }, false},
+      {"a method works without a leader", [](Snapshot& s) { s.can_clone_without_leader = true; }, false},
+  };
+  for (const auto& r : rows) {
+    Snapshot s = base();
+    s.cluster.leader.reset();
+    s.cluster.members = {};
+    s.pg = LocalPostgres{};
+    s.pg.data_dir_empty = true;
+    s.was_leader = false;
+    s.initialize_location = "Endpoints ns/db-config";
+    r.change(s);
+    Decision d = decide(s);
+    EXPECT_EQ(!d.problem.empty(), r.problem) << r.what << ": " << d.reason;
+    if (r.problem) {
+      EXPECT_NE(d.problem.find("delete Endpoints ns/db-config"), std::string::npos) << d.problem;
+      EXPECT_NE(d.problem.find("7000000000000000001"), std::string::npos) << d.problem;
+      EXPECT_TRUE(d.actions.empty());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pgwarden::ha

@@ -47,6 +47,7 @@ class Etcd3Dcs final : public Dcs {
   bool watch(std::chrono::milliseconds timeout) override;
   void wake() override;
   void close() override;
+  std::string initialize_location() const override { return "etcd key " + prefix_ + "initialize"; }
 
   // Beyond the Dcs interface (used by tests and tools).
   Status set_sync_state_value(const std::string& json, std::optional<int64_t> index);
