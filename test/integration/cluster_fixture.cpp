@@ -74,7 +74,7 @@ void PgwardenMember::start() {
                                               {"PATRONI_REPLICATION_PASSWORD", kReplicationPassword},
                                               {"PATRONI_TEST_MARKER", "must-not-leak"},
                                               {"KUBERNETES_TEST_MARKER", "must-not-reach-postgres"}};
-  for (auto& [k, v] : dcs_.env()) extra[k] = v;
+  for (auto& [k, v] : dcs_.env(opts_.name)) extra[k] = v;
   for (auto& [k, v] : opts_.extra_env) extra[k] = v;
   std::vector<std::string> argv{PGWARDEN_BINARY, config_path()};
   if (opts_.as_pid1) {

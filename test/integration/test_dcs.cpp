@@ -36,13 +36,17 @@ json EtcdTestDcs::history(const std::string& scope) {
 K8sTestDcs::K8sTestDcs(bool use_endpoints, std::string scope) : use_endpoints_(use_endpoints), scope_(std::move(scope)) {
   emu_.add_token(kToken);
   emu_.start();
+  write_kubeconfig(kubeconfig(), kToken);
+}
+
+void K8sTestDcs::write_kubeconfig(const std::string& path, const std::string& token) const {
   std::ostringstream k;
   k << "apiVersion: v1\nkind: Config\n"
     << "clusters:\n- name: emulator\n  cluster:\n    server: http://127.0.0.1:" << emu_.port() << "\n"
-    << "users:\n- name: itest\n  user:\n    token: " << kToken << "\n"
+    << "users:\n- name: itest\n  user:\n    token: " << token << "\n"
     << "contexts:\n- name: itest\n  context:\n    cluster: emulator\n    user: itest\n    namespace: " << ns_ << "\n"
     << "current-context: itest\n";
-  write_file(kubeconfig(), k.str(), 0600);
+  write_file(path, k.str(), 0600);
 }
 
 K8sTestDcs::~K8sTestDcs() { emu_.stop(); }
@@ -59,7 +63,16 @@ std::string K8sTestDcs::yaml(const std::string&, int index) const {
 
 std::map<std::string, std::string> K8sTestDcs::env() const { return {{"KUBECONFIG", kubeconfig()}}; }
 
+std::map<std::string, std::string> K8sTestDcs::env(const std::string& member) const {
+  if (!indexes_.count(member)) return env();
+  return {{"KUBECONFIG", kubeconfig(member)}};
+}
+
 void K8sTestDcs::add_member(const std::string& member, int index) {
+  if (!indexes_.count(member)) {
+    emu_.add_token(token(member));
+    write_kubeconfig(kubeconfig(member), token(member));
+  }
   indexes_[member] = index;
   if (!emu_.get(ns_, "pods", member).is_null()) return;
   json pod = {{"apiVersion", "v1"},

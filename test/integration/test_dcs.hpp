@@ -20,8 +20,10 @@ class TestDcs {
   virtual std::string name() const = 0;
   // The DCS part of a member's YAML (top level), for member `member` (1-based `index`).
   virtual std::string yaml(const std::string& member, int index) const = 0;
-  // Environment the member (and patronictl) needs.
+  // Environment patronictl (and any member without its own credentials) needs.
   virtual std::map<std::string, std::string> env() const { return {}; }
+  // Environment member `member` runs with (by default the same as env()).
+  virtual std::map<std::string, std::string> env(const std::string& /*member*/) const { return env(); }
   // Called before a member first starts (Kubernetes: its pod exists, as in a StatefulSet).
   virtual void add_member(const std::string& /*member*/, int /*index*/) {}
   // The DCS stops answering / answers again.
@@ -48,7 +50,9 @@ class EtcdTestDcs final : public TestDcs {
 
 // A namespace on the Kubernetes API emulator with one pod per member (labels as the chart's
 // StatefulSet gives them, a pod IP from 192.0.2.0/24 while everything listens on loopback),
-// reached through a kubeconfig with a bearer token.
+// reached through a kubeconfig with a bearer token. Every member gets its own token
+// (kToken + "-" + member, in its own kubeconfig), so the emulator counts its requests apart;
+// patronictl uses kToken.
 class K8sTestDcs final : public TestDcs {
  public:
   explicit K8sTestDcs(bool use_endpoints, std::string scope = "itest");
@@ -56,6 +60,7 @@ class K8sTestDcs final : public TestDcs {
   std::string name() const override { return use_endpoints_ ? "k8s_endpoints" : "k8s_configmaps"; }
   std::string yaml(const std::string& member, int index) const override;
   std::map<std::string, std::string> env() const override;
+  std::map<std::string, std::string> env(const std::string& member) const override;
   void add_member(const std::string& member, int index) override;
   void make_unavailable() override;
   void make_available() override;
@@ -72,7 +77,11 @@ class K8sTestDcs final : public TestDcs {
   // Endpoints, the subsets point at the leader); else what does not.
   std::string layout_mismatch(const std::string& leader, const std::vector<std::string>& members);
   std::string kubeconfig() const { return dir_.file("kubeconfig"); }
+  std::string kubeconfig(const std::string& member) const { return dir_.file("kubeconfig-" + member); }
   static constexpr const char* kToken = "itest-token";
+  static std::string token(const std::string& member) { return std::string(kToken) + "-" + member; }
+  // API requests member `member` made so far (by its token).
+  K8sEmulator::RequestCounts requests(const std::string& member) { return emu_.requests_by_token(token(member)); }
 
  private:
   bool use_endpoints_;
@@ -81,6 +90,7 @@ class K8sTestDcs final : public TestDcs {
   TempDir dir_{"pgwarden-k8s"};
   K8sEmulator emu_;
   std::map<std::string, int> indexes_;
+  void write_kubeconfig(const std::string& path, const std::string& token) const;
 };
 
 }  // namespace pgwarden::test

@@ -569,6 +569,12 @@ void K8sEmulator::serve_connection(int fd) {
     {
       std::lock_guard<std::mutex> lk(fault_mu_);
       ++requests_;
+      std::string token;
+      if (req.authorization.rfind("Bearer ", 0) == 0) token = trim(req.authorization.substr(7));
+      auto& counts = requests_by_token_[token];
+      if (req.method == "GET") ++counts.reads;
+      else if (req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE")
+        ++counts.writes;
       delay = delay_;
     }
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
@@ -1108,6 +1114,12 @@ void K8sEmulator::set_history_limit(std::size_t n) {
 std::uint64_t K8sEmulator::request_count() {
   std::lock_guard<std::mutex> lk(fault_mu_);
   return requests_;
+}
+
+K8sEmulator::RequestCounts K8sEmulator::requests_by_token(const std::string& token) {
+  std::lock_guard<std::mutex> lk(fault_mu_);
+  auto it = requests_by_token_.find(token);
+  return it == requests_by_token_.end() ? RequestCounts{} : it->second;
 }
 
 std::uint64_t K8sEmulator::connection_count() {

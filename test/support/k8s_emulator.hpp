@@ -81,6 +81,14 @@ class K8sEmulator {
   std::uint64_t request_count();
   // Number of TCP connections accepted (including those closed at once by refuse mode).
   std::uint64_t connection_count();
+  // Requests received with `Authorization: Bearer <token>` (also faulted / rejected ones), by
+  // kind: reads are GET (get, list, and the start of a watch), writes POST/PUT/PATCH/DELETE.
+  // An empty token counts requests without a bearer token.
+  struct RequestCounts {
+    std::uint64_t reads = 0;
+    std::uint64_t writes = 0;
+  };
+  RequestCounts requests_by_token(const std::string& token);
 
  private:
   struct Event {
@@ -127,6 +135,7 @@ class K8sEmulator {
   std::chrono::milliseconds delay_{0};
   std::uint64_t requests_ = 0;
   std::uint64_t connections_ = 0;
+  std::map<std::string, RequestCounts> requests_by_token_;
 
   std::mutex conn_mu_;
   std::set<int> open_fds_;

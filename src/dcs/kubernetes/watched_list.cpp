@@ -114,6 +114,8 @@ std::optional<std::string> WatchedList::relist() {
   auto r = client_.call("GET", collection_ + "?labelSelector=" + selector_);
   std::string why;
   if (!r.ok()) why = r.status().message();
+  else if (r->status == 401) why = "the API server rejected our credentials (HTTP 401: " + r->message() + ")";
+  else if (r->status == 403) why = "permission denied (HTTP 403: " + r->message() + ")";
   else if (r->status != 200) why = "HTTP " + std::to_string(r->status) + ": " + r->message();
   json list;
   if (why.empty()) {

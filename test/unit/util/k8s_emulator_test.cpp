@@ -212,6 +212,32 @@ TEST_F(K8sEmulatorTest, AuthUnauthorizedAndForbidden) {
   EXPECT_EQ(req("GET", kEp).status, 200);
 }
 
+TEST_F(K8sEmulatorTest, RequestsCountedByToken) {
+  emu.add_token("a");
+  emu.add_token("b");
+  auto as = [&](const std::string& tok, const std::string& m, const std::string& t, const json& body = json(),
+                const std::map<std::string, std::string>& h = kJson) {
+    auto hh = h;
+    hh["Authorization"] = "Bearer " + tok;
+    return k8s_request(emu.port(), m, t, body.is_null() ? "" : body.dump(), hh).status;
+  };
+  EXPECT_EQ(as("a", "POST", kEp, endpoints("x")), 201);
+  EXPECT_EQ(as("a", "GET", kEp), 200);
+  EXPECT_EQ(as("a", "GET", kEp + "/x"), 200);
+  EXPECT_EQ(as("a", "PATCH", kEp + "/x", json{{"metadata", {{"annotations", {{"leader", "b"}}}}}}, kMerge), 200);
+  EXPECT_EQ(as("b", "GET", kEp + "?watch=1&timeoutSeconds=1"), 200);
+  EXPECT_EQ(as("b", "DELETE", kEp + "/x"), 200);
+  EXPECT_EQ(req("GET", kEp).status, 401);  // no token: counted under ""
+  auto a = emu.requests_by_token("a");
+  EXPECT_EQ(a.reads, 2u);
+  EXPECT_EQ(a.writes, 2u);
+  auto b = emu.requests_by_token("b");
+  EXPECT_EQ(b.reads, 1u);
+  EXPECT_EQ(b.writes, 1u);
+  EXPECT_EQ(emu.requests_by_token("").reads, 1u);
+  EXPECT_EQ(emu.requests_by_token("unknown").reads + emu.requests_by_token("unknown").writes, 0u);
+}
+
 TEST_F(K8sEmulatorTest, WatchReceivesAddedThenModified) {
   auto list = json::parse(req("GET", kEp).body);
   std::string rv = list["metadata"]["resourceVersion"];
