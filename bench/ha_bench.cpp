@@ -31,41 +31,15 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "cluster_fixture.hpp"
 
 namespace {
 
 using namespace pgwarden::test;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
-
-std::atomic<bool> g_interrupted{false};
-
-void on_signal(int) { g_interrupted = true; }
-
-struct Interrupted : std::runtime_error {
-  Interrupted() : std::runtime_error("interrupted") {}
-};
-
-double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-// Polls `pred` every `every` until it holds or `timeout` passes; returns the time it first held.
-std::optional<Clock::time_point> poll(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
-                                      std::chrono::milliseconds every = 20ms) {
-  auto end = Clock::now() + timeout;
-  for (;;) {
-    if (g_interrupted) throw Interrupted();
-    if (pred()) return Clock::now();
-    if (Clock::now() >= end) return std::nullopt;
-    std::this_thread::sleep_for(every);
-  }
-}
-
-void log(const std::string& s) {
-  std::fprintf(stderr, "[ha_bench] %s\n", s.c_str());
-  std::fflush(stderr);
-}
+using namespace bench;
 
 // ---------------------------------------------------------------- etcd via the JSON gateway
 
@@ -164,25 +138,6 @@ std::optional<std::pair<double, double>> lease_ttl(const EtcdServer& etcd, const
   }
 }
 
-// ---------------------------------------------------------------- PostgreSQL helpers
-
-// One connection, one statement; true when it committed.
-bool try_exec(int port, const std::string& query, int connect_timeout = 2) {
-  std::string ci = "host=127.0.0.1 port=" + std::to_string(port) +
-                   " user=postgres dbname=postgres connect_timeout=" + std::to_string(connect_timeout) +
-                   " password=" + kSuperuserPassword;
-  PGconn* c = PQconnectdb(ci.c_str());
-  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
-  bool ok = false;
-  if (PQstatus(c) == CONNECTION_OK) {
-    PGresult* r = PQexec(c, query.c_str());
-    ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    PQclear(r);
-  }
-  PQfinish(c);
-  return ok;
-}
-
 // ---------------------------------------------------------------- /proc footprint
 
 struct ProcSample {
@@ -254,19 +209,6 @@ const std::vector<Figure> kFigures = {
 
 using Results = std::map<std::string, std::vector<double>>;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-std::string fmt(double v, bool integral = false) {
-  if (integral) return std::to_string(std::lround(v));
-  char b[32];
-  std::snprintf(b, sizeof b, "%.2f", v);
-  return b;
-}
-
 void print(const Params& p, const Results& res) {
   for (auto& f : kFigures) {
     auto it = res.find(f.name);
@@ -334,10 +276,6 @@ class Cluster {
 
   EtcdServer etcd;
   std::vector<std::unique_ptr<PgwardenMember>> members;
-};
-
-struct Failed : std::runtime_error {
-  using std::runtime_error::runtime_error;
 };
 
 // One run of every scenario with parameters `p`; figures are appended to `res`.
@@ -421,16 +359,7 @@ void run_once(const Params& p, bool idle_minute, Results& res) {
   } joiner{watcher, stop_watch};
 
   PgwardenMember* next = nullptr;
-  auto t_write = poll(
-      [&] {
-        for (auto* s : survivors)
-          if (try_exec(s->pg_port(), "INSERT INTO bench_probe VALUES (now())")) {
-            next = s;
-            return true;
-          }
-        return false;
-      },
-      std::chrono::seconds(p.ttl * 3 + 60), 10ms);
+  auto t_write = first_write(survivors, std::chrono::seconds(p.ttl * 3 + 60), next);
   stop_watch = true;
   watcher.join();
   if (!t_write) fail("failover: no survivor accepted a write");
@@ -557,6 +486,7 @@ void run_once(const Params& p, bool idle_minute, Results& res) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bench::g_name = "ha_bench";
   bool quick = false;
   int runs = 1;
   for (int i = 1; i < argc; ++i) {

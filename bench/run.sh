@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Builds and runs the HA benchmark (bench/ha_bench.cpp) against a real three-member cluster.
-#   bench/run.sh [--quick] [--runs N]
-# PostgreSQL refuses to run as root: as root, ha_bench runs as the postgres user (the build
+# Builds and runs a cluster benchmark against a real three-member cluster:
+#   bench/run.sh [--quick] [--runs N]                 ha_bench (etcd, bench/ha_bench.cpp)
+#   bench/run.sh k8s [--quick] [--runs N] [--configmaps]
+#                                                     k8s_bench (Kubernetes API emulator)
+# PostgreSQL refuses to run as root: as root, the bench runs as the postgres user (the build
 # tree is made readable for it). Figures go to stdout, progress to stderr.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${PGWARDEN_BENCH_BUILD_DIR:-$root/build-bench}
+bench=ha_bench
+if [ "${1:-}" = k8s ]; then
+  bench=k8s_bench
+  shift
+fi
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-make -C "$build" -j2 pgwarden ha_bench >/dev/null
+make -C "$build" -j2 pgwarden "$bench" >/dev/null
 if [ "$(id -u)" = 0 ]; then
   chmod -R o+rX "$build"
-  exec runuser -u postgres -- "$build/ha_bench" "$@"
+  exec runuser -u postgres -- "$build/$bench" "$@"
 fi
-exec "$build/ha_bench" "$@"
+exec "$build/$bench" "$@"

@@ -3,7 +3,9 @@
 #include "pgwarden/ha/decide.hpp"
 
 #include "pgwarden/postgres/postgres.hpp"
+#include "pgwarden/util/iso_time.hpp"
 
+#include <optional>
 #include <string>
 
 namespace pgwarden::ha {
@@ -24,6 +26,8 @@ const char* to_string(Action a) {
     case Action::kSyncSlots: return "sync_slots";
     case Action::kRewind: return "rewind";
     case Action::kReclone: return "reclone";
+    case Action::kStepDown: return "step_down";
+    case Action::kClearFailover: return "clear_failover";
   }
   return "unknown";
 }
@@ -35,6 +39,40 @@ Decision make(std::vector<Action> actions, std::string role, std::string reason)
 }
 
 bool leader_is_me(const Snapshot& s) { return s.cluster.leader && s.cluster.leader->name == s.me; }
+
+// A manual switchover / failover request (the failover key): {leader, member, scheduled_at}.
+struct FailoverRequest {
+  std::string leader;     // who must step down ("" : whoever leads)
+  std::string candidate;  // who should take over ("" : the healthiest)
+  double scheduled_at = 0;  // epoch seconds, 0: now
+};
+
+std::optional<FailoverRequest> failover_request(const Snapshot& s) {
+  const auto& f = s.cluster.failover;
+  if (!f || !f->is_object()) return std::nullopt;
+  FailoverRequest r;
+  auto str = [&](const char* k) {
+    auto it = f->find(k);
+    return it != f->end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  r.leader = str("leader");
+  r.candidate = str("member");
+  if (r.candidate.empty()) r.candidate = str("candidate");
+  if (r.leader.empty() && r.candidate.empty()) return std::nullopt;  // a cleared key
+  if (auto at = str("scheduled_at"); !at.empty()) r.scheduled_at = util::parse_iso8601(at).value_or(0);
+  return r;
+}
+
+// Whether a peer may take over from a leader at `leader_wal`: it answers, is a replica,
+// is not tagged nofailover and is within maximum_lag_on_failover.
+std::string why_not_eligible(const Snapshot& s, const PeerStatus& p, int64_t leader_wal) {
+  if (!p.reachable) return p.name + " does not answer";
+  if (!p.in_recovery) return p.name + " is not a replica";
+  if (p.nofailover) return p.name + " is tagged nofailover";
+  if (leader_wal - p.wal_position > s.dyn.maximum_lag_on_failover)
+    return p.name + " lags " + std::to_string(leader_wal - p.wal_position) + " bytes";
+  return "";
+}
 
 
 // May I take the lock when the cluster has none? Not if my lag behind the last known
@@ -119,10 +157,50 @@ Decision decide_not_running(const Snapshot& s) {
   return make({Action::kStartReplica}, "replica", "PostgreSQL is not running: starting as a replica of " + c.leader->name);
 }
 
+// The leader and a switchover request: step down for a healthy candidate when the time has
+// come; clear requests that are done, stale or impossible. nullopt: no request to act on.
+std::optional<Decision> leader_handles_failover(const Snapshot& s, const std::vector<Action>& keep) {
+  auto req = failover_request(s);
+  if (!req) return std::nullopt;
+  auto with = [&](Action a) {
+    std::vector<Action> v = keep;
+    v.push_back(a);
+    return v;
+  };
+  if (!req->leader.empty() && req->leader != s.me)
+    return make(with(Action::kClearFailover), "master",
+                "clearing the switchover request: it names " + req->leader + " as leader, I am the leader");
+  if (req->candidate == s.me)
+    return make(with(Action::kClearFailover), "master", "switchover to me is complete: clearing the request");
+  if (req->scheduled_at > s.now)
+    return make(keep, "master", "switchover" + (req->candidate.empty() ? std::string() : " to " + req->candidate) +
+                                     " scheduled: waiting");
+  if (s.dyn.pause && req->candidate.empty())
+    return make(with(Action::kClearFailover), "master", "switchover refused: paused and no candidate named");
+  std::string refusal;
+  bool any = false;
+  for (const auto& p : s.peers) {
+    if (!req->candidate.empty() && p.name != req->candidate) continue;
+    std::string why = why_not_eligible(s, p, s.pg.wal_position);
+    if (why.empty()) any = true;
+    else refusal += (refusal.empty() ? "" : "; ") + why;
+  }
+  if (!req->candidate.empty() && !s.cluster.member(req->candidate)) refusal = req->candidate + " is not a member";
+  if (!any)
+    return make(with(Action::kClearFailover), "master",
+                "switchover refused: " + (refusal.empty() ? std::string("no eligible candidate") : refusal));
+  return make({Action::kStepDown}, "replica",
+              "switching over" + (req->candidate.empty() ? std::string() : " to " + req->candidate) +
+                  ": stopping PostgreSQL cleanly and releasing the lock");
+}
+
 Decision decide_leader(const Snapshot& s) {
   std::vector<Action> keep{Action::kRenewLock};
   if (s.dyn.use_slots) keep.push_back(Action::kSyncSlots);
   if (!s.pg.query_ok) return make({Action::kRenewLock}, "master", "I hold the leader lock; PostgreSQL does not answer yet");
+  if (!s.pg.in_recovery) {
+    if (auto d = leader_handles_failover(s, keep)) return *d;
+  }
   if (s.pg.in_recovery) {
     std::vector<Action> a{Action::kRenewLock};
     if (s.dyn.use_slots) a.push_back(Action::kSyncSlots);
@@ -142,7 +220,25 @@ Decision decide_running(const Snapshot& s) {
       return primary ? make({Action::kDemote}, "replica", "demoting: tagged nofailover, cannot hold the lock")
                      : make({}, "replica", "cluster has no leader; tagged nofailover, not taking part");
     if (!s.pg.query_ok) return make({}, "replica", "cluster has no leader; PostgreSQL does not answer yet");
-    std::string why_not = why_not_healthiest(s);
+    // A switchover in progress: its candidate takes the lock; the others leave it the time
+    // to, as long as it is healthy.
+    auto req = failover_request(s);
+    if (req && !req->candidate.empty() && req->candidate != s.me) {
+      for (const auto& p : s.peers)
+        if (p.name == req->candidate && p.reachable && !p.nofailover)
+          return primary ? make({Action::kDemote}, "replica", "demoting: switchover to " + p.name + " in progress")
+                         : make({}, "replica", "switchover to " + p.name + " in progress: leaving it the lock");
+    }
+    std::string why_not;
+    if (req && req->candidate == s.me) {
+      // The named candidate does not defer to peers; it only must have what the old leader
+      // wrote (within maximum_lag_on_failover).
+      const int64_t lag = c.last_lsn - s.pg.wal_position;
+      if (c.last_lsn > 0 && lag > s.dyn.maximum_lag_on_failover)
+        why_not = "switchover candidate, but my lag " + std::to_string(lag) + " exceeds maximum_lag_on_failover";
+    } else {
+      why_not = why_not_healthiest(s);
+    }
     if (why_not.empty()) {
       // Slots first (physical slots can be created on a standby): replicas that follow us
       // the moment the lock changes find theirs instead of retrying 5 s later.

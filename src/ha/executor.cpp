@@ -200,8 +200,31 @@ Status Executor::demote(const Snapshot& s) {
   return Status::Ok();
 }
 
+// A planned switchover: a clean shutdown makes PostgreSQL send every WAL record to the
+// streaming replicas before it stops; the lock is then released with the shutdown
+// checkpoint's position, which the candidate must have before it takes over.
+Status Executor::step_down() {
+  state_hint_ = "stopping";
+  if (auto st = pg_.stop("fast", std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout))); !st) {
+    spdlog::error("switchover: clean stop failed ({}); keeping the lock", st.message());
+    state_hint_ = "running";
+    return st;
+  }
+  callbacks_.fire("on_role_change", "demoted");
+  auto control = postgres::read_control_data(cfg_, pg_env_);
+  state_hint_ = "stopped";
+  following_.clear();
+  if (auto st = dcs_.delete_leader(control.checkpoint_location); !st) return st;
+  spdlog::info("{}: switchover: PostgreSQL stopped at {}, leader lock released", cfg_.name,
+               control.checkpoint_location ? postgres::format_lsn(*control.checkpoint_location) : std::string("?"));
+  return Status::Ok();
+}
+
 Status Executor::bootstrap(const Snapshot& s, Outcome& out) {
-  if (auto st = dcs_.initialize(true, ""); !st) return st;  // lost the race: someone else bootstraps
+  if (auto st = dcs_.initialize(true, ""); !st) {
+    if (st.code() == Code::kConflict) return Status::Conflict("another member won the initialize race");
+    return st;
+  }
   spdlog::info("{}: won the initialize race; bootstrapping a new cluster with {}", cfg_.name, cfg_.bootstrap.method);
   auto fail = [&](const Status& why, bool move_aside) {
     out.fatal = true;
@@ -232,11 +255,17 @@ Status Executor::bootstrap(const Snapshot& s, Outcome& out) {
   if (auto st = pg_.write_configuration(parameters_for(true, s), pg_hba(s)); !st) return fail(st, true);
   if (auto st = pg_.reload(); !st) return fail(st, true);
   std::string sysid = pg_.system_identifier();
-  if (auto st = dcs_.initialize(false, sysid); !st) return fail(st, true);
-  if (auto st = dcs_.set_config_value(cfg_.bootstrap.dcs.dump(), std::nullopt); !st)
-    spdlog::warn("could not write the dynamic configuration: {}", st.message());
+  // The lock first, then the system identifier: a member that sees the identifier also
+  // sees a leader to clone from, never an initialised cluster without one.
   if (auto st = dcs_.attempt_to_acquire_leader(); !st) return fail(st, false);
   out.holds_lock = true;
+  if (auto st = dcs_.initialize(false, sysid); !st) {
+    dcs_.delete_leader(std::nullopt);
+    out.holds_lock = false;
+    return fail(st, true);
+  }
+  if (auto st = dcs_.set_config_value(cfg_.bootstrap.dcs.dump(), std::nullopt); !st)
+    spdlog::warn("could not write the dynamic configuration: {}", st.message());
   state_hint_ = "running";
   spdlog::info("{}: initialized a new cluster (system identifier {})", cfg_.name, sysid);
   callbacks_.fire("on_start", "master");
@@ -290,6 +319,15 @@ Outcome Executor::execute(const Decision& d, const Snapshot& s) {
         break;
       case Action::kRewind: st = rewind(s); break;
       case Action::kReclone: st = reclone(s); break;
+      case Action::kStepDown:
+        st = step_down();
+        if (st) out.holds_lock = false;
+        break;
+      case Action::kClearFailover:
+        // Best effort: a request written meanwhile (index changed) is left for the next cycle.
+        if (auto cs = dcs_.set_failover_value("{}", s.cluster.failover_index); !cs)
+          spdlog::warn("{}: could not clear the switchover request: {}", cfg_.name, cs.message());
+        break;
     }
     if (!st) {
       spdlog::warn("{}: {} failed: {}", cfg_.name, to_string(a), st.message());

@@ -172,7 +172,8 @@ void HaLoop::cycle() {
   s.pg = read_local(&st);
   // Register at once on our first cycle, so the leader keeps the slot a base backup is about
   // to create for us; later cycles refresh the key after acting.
-  if (s.dcs_ok && !s.cluster.member(cfg_.name)) {
+  // (On Kubernetes our pod is a member from the start, with no data until we write it.)
+  if (s.dcs_ok && (!s.cluster.member(cfg_.name) || s.cluster.member(cfg_.name)->conn_url().empty())) {
     if (auto ts = dcs_->touch_member(member_data(s.pg, st, role_)); !ts)
       spdlog::warn("{}: could not register the member key: {}", cfg_.name, ts.message());
   }
@@ -187,12 +188,25 @@ void HaLoop::cycle() {
   s.replica_creation_failed = s.now < executor_.replica_retry_after();
   for (const auto& [name, method] : cfg_.postgresql.replica_methods)
     s.can_clone_without_leader = s.can_clone_without_leader || method.no_master;
+  // A leader with a switchover request asks the candidate(s) how far they are.
+  const bool switchover_requested = s.cluster.failover && s.cluster.failover->is_object() &&
+                                    (!s.cluster.failover->value("member", "").empty() ||
+                                     !s.cluster.failover->value("leader", "").empty());
+  if (s.dcs_ok && switchover_requested && s.cluster.leader && s.cluster.leader->name == s.me && s.pg.query_ok &&
+      !s.pg.in_recovery) {
+    std::string candidate = s.cluster.failover->value("member", "");
+    std::vector<dcs::Member> others;
+    for (const auto& m : s.cluster.members)
+      if (m.name != s.me && (candidate.empty() || m.name == candidate)) others.push_back(m);
+    s.peers = fetch_peer_statuses(others, std::chrono::seconds(2), peer_tls_options(cfg_));
+    s.peers_fetched = true;
+  }
   // A leader race: ask the others over their REST APIs how far they are.
   if (s.dcs_ok && !s.cluster.leader && s.pg.running && s.pg.query_ok && !s.nofailover && !s.dyn.pause) {
     std::vector<dcs::Member> others;
     for (const auto& m : s.cluster.members)
       if (m.name != s.me) others.push_back(m);
-    s.peers = fetch_peer_statuses(others, std::chrono::seconds(2));
+    s.peers = fetch_peer_statuses(others, std::chrono::seconds(2), peer_tls_options(cfg_));
     s.peers_fetched = true;
   }
 
@@ -278,6 +292,9 @@ void HaLoop::shutdown() {
     else
       spdlog::info("{}: leader lock released", cfg_.name);
   }
+  // Say we are stopped, so nothing keeps routing to us (on Kubernetes the role label goes).
+  if (auto st = dcs_->touch_member(member_data(LocalPostgres{}, std::nullopt, role_)); !st)
+    spdlog::warn("{}: could not publish the stopped state: {}", cfg_.name, st.message());
   dcs_->close();
   // Give the on_stop callback a moment to run before the process goes away.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));

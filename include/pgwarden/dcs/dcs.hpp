@@ -23,6 +23,10 @@ class Dcs {
   // warning rather than failing the read, as Patroni does.
   virtual Result<Cluster> load_cluster() = 0;
 
+  // The same view for readers other than the HA loop (REST API, ctl): it changes nothing the
+  // loop relies on (no cached decision basis, no watch bookkeeping). Thread-safe.
+  virtual Result<Cluster> peek_cluster() = 0;
+
   // Publishes this member's data (JSON object) under members/<name>, bound to our session
   // so it disappears when we stop renewing.
   virtual Status touch_member(const nlohmann::json& data) = 0;

@@ -21,6 +21,8 @@ enum class Action {
   kSyncSlots,        // leader: physical slots for every other member, drop stale ones
   kRewind,           // pg_rewind the former primary from the leader
   kReclone,          // move the data directory aside and clone afresh
+  kStepDown,         // switchover: stop PostgreSQL cleanly, release the lock with its final position
+  kClearFailover,    // remove a switchover/failover request that is done or cannot be honoured
 };
 
 const char* to_string(Action a);

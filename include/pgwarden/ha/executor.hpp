@@ -42,6 +42,7 @@ class Executor {
   Status start(bool as_primary, const Snapshot& s);
   Status promote(const Snapshot& s);
   Status demote(const Snapshot& s);
+  Status step_down();
   Status follow(const Snapshot& s);
   Status create_replica(const Snapshot& s);
   Status reclone(const Snapshot& s);

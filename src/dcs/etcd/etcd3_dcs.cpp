@@ -67,6 +67,12 @@ Result<Cluster> Etcd3Dcs::load_cluster() {
   return c;
 }
 
+Result<Cluster> Etcd3Dcs::peek_cluster() {
+  auto r = client_.range_prefix(prefix_);
+  if (!r.ok()) return r.status();
+  return build_cluster(r->kvs, prefix_);
+}
+
 Status Etcd3Dcs::refresh_lease_locked(bool force) {
   auto now = Clock::now();
   if (lease_ != 0 && !force && now - last_refresh_ < seconds_ms(loop_wait_)) return Status::Ok();

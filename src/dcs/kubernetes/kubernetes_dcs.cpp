@@ -82,7 +82,11 @@ void KubernetesDcs::observe_leader(const json& leader_object) {
   }
 }
 
-Result<Cluster> KubernetesDcs::load_cluster() {
+Result<Cluster> KubernetesDcs::load_cluster() { return read_view(true); }
+
+Result<Cluster> KubernetesDcs::peek_cluster() { return read_view(false); }
+
+Result<Cluster> KubernetesDcs::read_view(bool for_decisions) {
   auto budget = seconds_ms(retry_timeout_);
   auto until = SteadyClock::now() + budget;
   auto left = [&] {
@@ -101,7 +105,7 @@ Result<Cluster> KubernetesDcs::load_cluster() {
   };
   const json* leader = find(l.leader_name());
   observe_leader(leader ? *leader : json());
-  {
+  if (for_decisions) {
     std::lock_guard lk(mu_);
     loaded_leader_ = leader ? std::optional<json>(*leader) : std::nullopt;
     const json* cfg = find(l.config_name());

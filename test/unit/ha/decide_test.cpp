@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -277,6 +278,89 @@ TEST(Decide, NamesTheObjectToDeleteWhenInitialisedWithoutLeaderOrData) {
       EXPECT_NE(d.problem.find("delete Endpoints ns/db-config"), std::string::npos) << d.problem;
       EXPECT_NE(d.problem.find("7000000000000000001"), std::string::npos) << d.problem;
       EXPECT_TRUE(d.actions.empty());
+    }
+  }
+}
+
+// Switchover / manual failover: the failover key {leader, member, scheduled_at}.
+TEST(Decide, SwitchoverRules) {
+  auto request = [](Snapshot& s, nlohmann::json f) { s.cluster.failover = std::move(f); };
+  auto cluster3 = [](Snapshot& s) {
+    s.cluster.members = {member("node1", 100), member("node2", 100), member("node3", 100)};
+  };
+  auto has = [](const Decision& d, Action a) {
+    return std::find(d.actions.begin(), d.actions.end(), a) != d.actions.end();
+  };
+  struct Row {
+    const char* what;
+    std::function<void(Snapshot&)> change;
+    bool step_down, clear, acquire;
+  } rows[] = {
+      {"leader steps down for a healthy candidate",
+       [&](Snapshot& s) { cluster3(s); request(s, {{"leader", "node1"}, {"member", "node2"}}); with_peers(s, {peer("node2", 100)}); },
+       true, false, false},
+      {"lagging candidate refused",
+       [&](Snapshot& s) { cluster3(s); s.pg.wal_position = 100 + 4 * 1048576; request(s, {{"leader", "node1"}, {"member", "node2"}});
+                          with_peers(s, {peer("node2", 100)}); },
+       false, true, false},
+      {"nofailover candidate refused",
+       [&](Snapshot& s) { cluster3(s); request(s, {{"member", "node2"}}); auto p = peer("node2", 100); p.nofailover = true; with_peers(s, {p}); },
+       false, true, false},
+      {"unreachable candidate refused",
+       [&](Snapshot& s) { cluster3(s); request(s, {{"member", "node2"}}); auto p = peer("node2", 100); p.reachable = false; with_peers(s, {p}); },
+       false, true, false},
+      {"candidate that is no member refused",
+       [&](Snapshot& s) { cluster3(s); request(s, {{"member", "node9"}}); with_peers(s, {}); },
+       false, true, false},
+      {"scheduled in the future waits",
+       [&](Snapshot& s) { cluster3(s); s.now = 1705592625; request(s, {{"member", "node2"}, {"scheduled_at", "2024-01-18T16:43:45+00:00"}});
+                          with_peers(s, {peer("node2", 100)}); },
+       false, false, false},
+      {"scheduled time reached",
+       [&](Snapshot& s) { cluster3(s); s.now = 1705592625; request(s, {{"member", "node2"}, {"scheduled_at", "2024-01-18T14:43:45+00:00"}});
+                          with_peers(s, {peer("node2", 100)}); },
+       true, false, false},
+      {"request for another leader is cleared",
+       [&](Snapshot& s) { cluster3(s); request(s, {{"leader", "node2"}, {"member", "node3"}}); },
+       false, true, false},
+      {"request naming me as candidate is done",
+       [&](Snapshot& s) { cluster3(s); request(s, {{"leader", "node3"}, {"member", "node1"}}); },
+       false, true, false},
+      {"no candidate: any healthy replica",
+       [&](Snapshot& s) { cluster3(s); request(s, {{"leader", "node1"}}); with_peers(s, {peer("node2", 50), peer("node3", 100)}); },
+       true, false, false},
+      {"paused without candidate is refused",
+       [&](Snapshot& s) { cluster3(s); s.dyn.pause = true; request(s, {{"leader", "node1"}}); with_peers(s, {peer("node2", 100)}); },
+       false, true, false},
+      {"cleared key is no request",
+       [&](Snapshot& s) { cluster3(s); request(s, nlohmann::json::object()); },
+       false, false, false},
+      {"replica leaves the lock to a healthy candidate",
+       [&](Snapshot& s) { cluster3(s); no_leader(s); as_replica(s); s.me = "node3"; request(s, {{"leader", "node1"}, {"member", "node2"}});
+                          with_peers(s, {peer("node2", 100)}); },
+       false, false, false},
+      {"replica races normally when the candidate is gone",
+       [&](Snapshot& s) { cluster3(s); no_leader(s); as_replica(s); s.me = "node3"; request(s, {{"leader", "node1"}, {"member", "node2"}});
+                          auto p = peer("node2", 100); p.reachable = false; with_peers(s, {p}); },
+       false, false, true},
+      {"candidate takes the lock even if a peer is ahead",
+       [&](Snapshot& s) { cluster3(s); no_leader(s); as_replica(s); s.me = "node2"; s.cluster.last_lsn = 100;
+                          request(s, {{"leader", "node1"}, {"member", "node2"}}); with_peers(s, {peer("node3", 200)}); },
+       false, false, true},
+      {"candidate missing the old leader's last position waits",
+       [&](Snapshot& s) { cluster3(s); no_leader(s); as_replica(s); s.me = "node2"; s.cluster.last_lsn = 100 + 4 * 1048576;
+                          request(s, {{"leader", "node1"}, {"member", "node2"}}); with_peers(s, {}); },
+       false, false, false},
+  };
+  for (const auto& r : rows) {
+    Snapshot s = base();
+    r.change(s);
+    Decision d = decide(s);
+    EXPECT_EQ(has(d, A::kStepDown), r.step_down) << r.what << ": " << d.reason;
+    EXPECT_EQ(has(d, A::kClearFailover), r.clear) << r.what << ": " << d.reason;
+    EXPECT_EQ(has(d, A::kAcquireLock), r.acquire) << r.what << ": " << d.reason;
+    if (r.step_down) {
+      EXPECT_EQ(d.actions.size(), 1u) << r.what;  // nothing else: no renewal after stepping down
     }
   }
 }

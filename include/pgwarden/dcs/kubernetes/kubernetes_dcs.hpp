@@ -40,6 +40,7 @@ class KubernetesDcs final : public Dcs {
   ~KubernetesDcs() override;
 
   Result<Cluster> load_cluster() override;
+  Result<Cluster> peek_cluster() override;
   Status touch_member(const nlohmann::json& data) override;
   Status attempt_to_acquire_leader() override;
   Status update_leader(std::optional<int64_t> last_lsn) override;
@@ -68,6 +69,9 @@ class KubernetesDcs final : public Dcs {
                                       const std::optional<nlohmann::json>& subsets = std::nullopt);
   Status status_of(const Result<ApiReply>& r, const std::string& what) const;
   Status renew(const std::optional<int64_t>& last_lsn);
+  // Builds the view from the caches; `for_decisions` also records the objects the loop's
+  // next writes will use as preconditions.
+  Result<Cluster> read_view(bool for_decisions);
   // Leader-expiry bookkeeping from a fresh leader object (null when absent).
   void observe_leader(const nlohmann::json& leader_object);
   bool holds_lock();
