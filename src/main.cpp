@@ -100,6 +100,20 @@ int run_daemon(const std::string& config_path) {
     if (!st) return std::nullopt;
     return *st;
   };
+  // The REST API reads the DCS through peek_cluster(), which leaves the HA loop's own
+  // bookkeeping alone (etcd: the watch position; Kubernetes: the versions the leader race is
+  // conditioned on), and writes through the same object; the loop is woken after a write.
+  dcs::Dcs* loop_dcs = dcs->get();
+  deps.read_cluster = [loop_dcs]() { return loop_dcs->peek_cluster(); };
+  deps.write_config = [loop_dcs](const std::string& json, std::optional<int64_t> index) {
+    Status st = loop_dcs->set_config_value(json, index);
+    if (st.ok()) loop_dcs->wake();
+    return st;
+  };
+  deps.write_failover = [loop_dcs](const std::string& json, std::optional<int64_t> index) {
+    return loop_dcs->set_failover_value(json, index);
+  };
+  deps.wake_ha = [loop_dcs]() { loop_dcs->wake(); };
   api::Server server(cfg.restapi, deps);
   if (auto st = server.start(); !st) {
     std::cerr << "restapi: " << st.message() << "\n";

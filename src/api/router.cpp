@@ -1,6 +1,6 @@
-// Method + first-path-segment dispatch, as Patroni's RestApiHandler.parse_request does, and
-// the handlers of the read-only endpoints. The unsafe endpoints arrive in a later change; for
-// now they authenticate and answer 501.
+// Method + first-path-segment dispatch, as Patroni's RestApiHandler.parse_request does, the
+// handlers of the read-only endpoints and of PATCH/PUT /config. Other unsafe requests
+// authenticate and answer 501.
 #include "pgwarden/api/router.hpp"
 
 #include <openssl/crypto.h>
@@ -9,8 +9,12 @@
 #include <chrono>
 #include <exception>
 #include <optional>
+#include <thread>
 
+#include "pgwarden/api/management.hpp"
 #include "pgwarden/api/status_document.hpp"
+#include "pgwarden/api/switchover.hpp"
+#include "pgwarden/ha/peer_status.hpp"
 
 namespace pgwarden::api {
 
@@ -122,6 +126,12 @@ HttpResponse Router::handle(const HttpRequest& req) const {
         if (deps_.query_postgres) pg = deps_.query_postgres();
         return json_response(200, build_status_document(view, pg));
       }
+      if (segment == "cluster") return get_cluster(view);
+      if (segment == "history") return get_history(view);
+      if (segment == "config") return get_config(view);
+      if (segment == "metrics") return get_metrics();
+      // No failsafe mode here: Patroni answers 502 while it is off.
+      if (segment == "failsafe") return text(502, "Failsafe mode is not enabled");
       return health_check(req, false);
     }
     if (req.method == "HEAD" || req.method == "OPTIONS") return health_check(req, true);
@@ -174,7 +184,143 @@ HttpResponse Router::unsafe(const HttpRequest& req) const {
     r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"Patroni\"");
     return r;
   }
+  const std::string segment = first_segment(req.path);
+  if (segment == "config") {
+    if (req.method == "PATCH") return patch_config_request(req);
+    if (req.method == "PUT") return put_config_request(req);
+  }
+  if ((segment == "switchover" || segment == "failover") && (req.method == "POST" || req.method == "DELETE")) {
+    if (!deps_.write_failover) return text(503, "the DCS cannot be written from the REST API here");
+    SwitchoverDeps sd;
+    sd.write_failover = deps_.write_failover;
+    const ha::NodeView view = deps_.board ? deps_.board->read() : ha::NodeView{};
+    sd.read_cluster = [this, view]() -> Result<dcs::Cluster> {
+      std::string error;
+      auto c = cluster(view, true, &error);
+      if (!c) return Status::Unavailable(error);
+      return *c;
+    };
+    sd.paused = [view] { return view.paused; };
+    sd.fetch_peers = [](const std::vector<dcs::Member>& ms) { return ha::fetch_peer_statuses(ms, std::chrono::seconds(2)); };
+    sd.wake_ha = deps_.wake_ha;
+    sd.now = [] {
+      return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    };
+    sd.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+    // As Patroni: twice max(10 s, loop_wait) for the lock to move.
+    sd.poll_timeout = std::chrono::seconds(2 * std::max(10, view.loop_wait));
+    SwitchoverReply rep = req.method == "DELETE"
+                              ? (segment == "switchover" ? delete_switchover(sd) : SwitchoverReply{501, "Unsupported method"})
+                              : post_switchover(segment, req.body, sd);
+    return text(rep.status, rep.body);
+  }
   return text(501, "Unsupported method");
+}
+
+std::optional<dcs::Cluster> Router::cluster(const ha::NodeView& view, bool fresh, std::string* error) const {
+  if (fresh && deps_.read_cluster) {
+    auto r = deps_.read_cluster();
+    if (r.ok()) return std::move(*r);
+    if (error) *error = r.status().message();
+  }
+  if (view.cluster) return view.cluster;
+  if (error && error->empty()) *error = "no view of the DCS yet";
+  return std::nullopt;
+}
+
+HttpResponse Router::get_cluster(const ha::NodeView& view) const {
+  std::string error;
+  auto c = cluster(view, true, &error);
+  if (!c) return text(503, "DCS is not accessible: " + error);
+  return json_response(200, cluster_as_json(*c, view.scope));
+}
+
+HttpResponse Router::get_history(const ha::NodeView& view) const {
+  std::string error;
+  auto c = cluster(view, true, &error);
+  if (!c) return text(503, "DCS is not accessible: " + error);
+  return json_response(200, c->history && c->history->is_array() ? *c->history : nlohmann::json::array());
+}
+
+HttpResponse Router::get_config(const ha::NodeView& view) const {
+  std::string error;
+  auto c = cluster(view, true, &error);
+  if (!c) return text(503, "DCS is not accessible: " + error);
+  if (!c->config) return text(502, "Bad Gateway: there is no dynamic configuration in the DCS");
+  return json_response(200, c->config->is_object() ? *c->config : nlohmann::json::object());
+}
+
+HttpResponse Router::get_metrics() const {
+  std::optional<postgres::PgState> pg;
+  if (deps_.query_postgres) pg = deps_.query_postgres();
+  const ha::NodeView view = deps_.board ? deps_.board->read() : ha::NodeView{};
+  HttpResponse r;
+  r.status = 200;
+  r.content_type = "text/plain";  // what Patroni sends; Prometheus reads it as format 0.0.4
+  r.body = render_metrics(view, build_status_document(view, pg));
+  return r;
+}
+
+std::optional<nlohmann::json> Router::read_json_object(const HttpRequest& req, HttpResponse* refusal) const {
+  if (req.headers.find("content-length") == req.headers.end()) {
+    *refusal = text(411, "Length Required: the request needs a Content-Length and a JSON body");
+    return std::nullopt;
+  }
+  nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+  if (body.is_discarded()) {
+    *refusal = text(400, "Bad Request: the body is not valid JSON");
+    return std::nullopt;
+  }
+  if (!body.is_object()) {
+    *refusal = text(400, "Bad Request: the body must be a JSON object");
+    return std::nullopt;
+  }
+  if (body.empty()) {
+    *refusal = text(400, "Bad Request: the body must not be an empty object");
+    return std::nullopt;
+  }
+  auto errors = validate_dynamic_config(body);
+  if (!errors.empty()) {
+    std::string msg = "Bad Request: invalid dynamic configuration:";
+    for (const auto& e : errors) msg += "\n" + e;
+    *refusal = text(400, msg);
+    return std::nullopt;
+  }
+  return body;
+}
+
+HttpResponse Router::patch_config_request(const HttpRequest& req) const {
+  HttpResponse refusal;
+  auto patch = read_json_object(req, &refusal);
+  if (!patch) return refusal;
+  if (!deps_.write_config) return text(503, "the DCS cannot be written from here");
+  const ha::NodeView view = deps_.board ? deps_.board->read() : ha::NodeView{};
+  std::string error;
+  // The compare-and-set below makes a stale view harmless: the write then fails with 409.
+  auto c = cluster(view, true, &error);
+  if (!c) return text(503, "DCS is not accessible: " + error);
+  if (!c->config || c->config_index == 0) return text(503, "there is no dynamic configuration in the DCS yet");
+  nlohmann::json data = c->config->is_object() ? *c->config : nlohmann::json::object();
+  if (patch_config(data, *patch)) {
+    const Status st = deps_.write_config(data.dump(), c->config_index);
+    // Patroni answers 409 whenever the conditional write does not go through.
+    if (!st.ok()) return text(409, "Conflict: the configuration was not written: " + st.message());
+  }
+  return json_response(200, data);
+}
+
+HttpResponse Router::put_config_request(const HttpRequest& req) const {
+  HttpResponse refusal;
+  auto config = read_json_object(req, &refusal);
+  if (!config) return refusal;
+  if (!deps_.write_config) return text(503, "the DCS cannot be written from here");
+  const ha::NodeView view = deps_.board ? deps_.board->read() : ha::NodeView{};
+  auto c = cluster(view, true, nullptr);
+  if (!c || !c->config || *c->config != *config) {
+    const Status st = deps_.write_config(config->dump(), std::nullopt);
+    if (!st.ok()) return text(502, "Bad Gateway: the configuration was not written: " + st.message());
+  }
+  return json_response(200, *config);
 }
 
 }  // namespace pgwarden::api

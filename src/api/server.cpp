@@ -1,7 +1,9 @@
 // The REST API's HTTP transport: one I/O thread accepting and reading/writing connections
 // asynchronously, and a small worker pool running the handlers, because a status request
 // queries PostgreSQL and may take seconds. Every read and write has a deadline so a slow or
-// silent client only costs its own connection.
+// silent client only costs its own connection. With restapi.certfile every connection is
+// TLS (OpenSSL through Asio); the handshake runs on the connection's own strand, so a client
+// that fails or stalls it only loses its own connection.
 #include "pgwarden/api/server.hpp"
 
 #include <spdlog/spdlog.h>
@@ -13,13 +15,22 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 
 #include "pgwarden/api/router.hpp"
 
@@ -35,6 +46,8 @@ namespace {
 constexpr auto kReadTimeout = std::chrono::seconds(30);  // whole request, headers included
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
 constexpr auto kDrainTimeout = std::chrono::seconds(5);  // reading the rest of a refused body
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);  // waiting for the client's close_notify
 constexpr uint64_t kBodyLimit = 1024 * 1024;
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 constexpr size_t kDrainLimit = 64 * 1024 * 1024;
@@ -44,23 +57,59 @@ bool is_http_error(const beast::error_code& ec) {
   return &ec.category() == &http::make_error_code(http::error::bad_method).category();
 }
 
-// One connection: read a request, hand it to the worker pool, write the answer, repeat
-// while the client keeps the connection alive.
-class Session : public std::enable_shared_from_this<Session> {
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// One connection: (TLS handshake,) read a request, hand it to the worker pool, write the
+// answer, repeat while the client keeps the connection alive. `Stream` is beast::tcp_stream
+// or TlsStream.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
  public:
   Session(tcp::socket socket, const Router& router, net::thread_pool& workers)
+    requires(!kTls)
       : stream_(std::move(socket)), router_(router), workers_(workers) {}
+  Session(tcp::socket socket, net::ssl::context& tls, const Router& router, net::thread_pool& workers)
+    requires(kTls)
+      : stream_(std::move(socket), tls), router_(router), workers_(workers) {}
 
   void start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if constexpr (kTls) {
+        self->handshake();
+      } else {
+        self->read_header();
+      }
+    });
   }
 
  private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void handshake() {
+    lowest().expires_after(kHandshakeTimeout);
+    stream_.async_handshake(net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        // Plain HTTP on the TLS port, an unknown CA, a missing client certificate: the
+        // client learns it from the alert; only this connection ends.
+        beast::error_code ep_ec;
+        auto ep = self->lowest().socket().remote_endpoint(ep_ec);
+        spdlog::debug("REST API: TLS handshake with {} failed: {}", ep_ec ? std::string("?") : ep.address().to_string(),
+                      ec.message());
+        return self->close_now();
+      }
+      self->tls_up_ = true;
+      self->read_header();
+    });
+  }
+
   void read_header() {
     parser_.emplace();
     parser_->body_limit(kBodyLimit);
     parser_->header_limit(kHeaderLimit);
-    stream_.expires_after(kReadTimeout);
+    lowest().expires_after(kReadTimeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
@@ -74,7 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
         req.version() >= 11) {
       auto self = shared_from_this();
       auto msg = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
-      stream_.expires_after(kWriteTimeout);
+      lowest().expires_after(kWriteTimeout);
       net::async_write(stream_, net::buffer(*msg), [self, msg](beast::error_code wec, size_t) {
         if (wec) return self->close();
         self->read_body();
@@ -85,14 +134,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void read_body() {
-    stream_.expires_after(kReadTimeout);
+    lowest().expires_after(kReadTimeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
     if (ec) return on_read_error(ec);
-    stream_.expires_never();  // the handler may take a while; the write sets its own deadline
+    lowest().expires_never();  // the handler may take a while; the write sets its own deadline
     auto& msg = parser_->get();
     HttpRequest req;
     req.method = std::string(msg.method_string());
@@ -144,7 +193,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     out.keep_alive(keep_alive_);
     out.prepare_payload();
-    stream_.expires_after(kWriteTimeout);
+    lowest().expires_after(kWriteTimeout);
     http::async_write(stream_, out, [self = shared_from_this(), drain_after](beast::error_code ec, size_t) {
       self->on_write(ec, drain_after);
     });
@@ -163,8 +212,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // the error response.
   void start_drain() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(kDrainTimeout);
+    tls_up_ = false;  // the socket is half closed: no close_notify after this
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest().expires_after(kDrainTimeout);
     drained_ = buffer_.size();
     buffer_.consume(buffer_.size());
     drain();
@@ -178,13 +228,26 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Over TLS the connection ends with a close_notify first (bounded wait for the client's).
   void close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.socket().close(ignored);
+    if constexpr (kTls) {
+      if (tls_up_) {
+        tls_up_ = false;
+        lowest().expires_after(kTlsShutdownTimeout);
+        stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->close_now(); });
+        return;
+      }
+    }
+    close_now();
   }
 
-  beast::tcp_stream stream_;
+  void close_now() {
+    beast::error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().socket().close(ignored);
+  }
+
+  Stream stream_;
   const Router& router_;
   net::thread_pool& workers_;
   beast::flat_buffer buffer_;
@@ -194,6 +257,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = false;
   std::array<char, 16 * 1024> drain_buf_{};
   size_t drained_ = 0;
+  bool tls_up_ = false;
 };
 
 // "", "*", "0.0.0.0" mean every IPv4 address; "::" every address (dual stack when the
@@ -216,6 +280,88 @@ Result<tcp::endpoint> listen_endpoint(net::io_context& ioc, const config::HostPo
   return results.begin()->endpoint();
 }
 
+std::string openssl_error() {
+  unsigned long e = ERR_get_error();
+  std::string out;
+  while (e != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += ERR_reason_error_string(e) ? ERR_reason_error_string(e) : buf;
+    e = ERR_get_error();
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+// Names the file and why it cannot be used, before OpenSSL's less precise errors.
+Status check_readable(const std::string& key, const std::string& path) {
+  if (::access(path.c_str(), R_OK) != 0)
+    return Status::Invalid("restapi." + key + " " + path + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<net::ssl::context>> make_server_tls_context(const config::RestApiConfig& cfg) {
+  if (cfg.certfile.empty()) return Status::Invalid("restapi.certfile is not set");
+  const std::string keyfile = cfg.keyfile.empty() ? cfg.certfile : cfg.keyfile;
+  const std::string key_key = cfg.keyfile.empty() ? "certfile" : "keyfile";
+  std::string verify = cfg.verify_client;
+  for (auto& c : verify) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!verify.empty() && verify != "none" && verify != "optional" && verify != "required")
+    return Status::Invalid("restapi.verify_client: expected none, optional or required, got " + cfg.verify_client);
+  if (auto st = check_readable("certfile", cfg.certfile); !st) return st;
+  if (auto st = check_readable(key_key, keyfile); !st) return st;
+  if (!cfg.cafile.empty()) {
+    if (auto st = check_readable("cafile", cfg.cafile); !st) return st;
+  }
+
+  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+  ERR_clear_error();
+  // Python's default server context: TLS 1.2 or newer, no compression, fresh (EC)DH keys.
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_compression |
+                   net::ssl::context::single_dh_use);
+  if (!cfg.ciphers.empty() && SSL_CTX_set_cipher_list(native, cfg.ciphers.c_str()) != 1)
+    return Status::Invalid("restapi.ciphers " + cfg.ciphers + ": " + openssl_error());
+  if (!cfg.keyfile_password.empty()) {
+    ctx->set_password_callback(
+        [password = cfg.keyfile_password](std::size_t, net::ssl::context::password_purpose) { return password; });
+  }
+  if (SSL_CTX_use_certificate_chain_file(native, cfg.certfile.c_str()) != 1)
+    return Status::Invalid("restapi.certfile " + cfg.certfile + ": cannot load the certificate: " + openssl_error());
+  if (SSL_CTX_use_PrivateKey_file(native, keyfile.c_str(), SSL_FILETYPE_PEM) != 1)
+    return Status::Invalid("restapi." + key_key + " " + keyfile + ": cannot load the private key: " + openssl_error());
+  if (SSL_CTX_check_private_key(native) != 1)
+    return Status::Invalid("restapi." + key_key + " " + keyfile + ": the key does not match restapi.certfile " +
+                           cfg.certfile + ": " + openssl_error());
+
+  // As in Patroni: without verify_client no certificate is asked for; "optional" asks and
+  // verifies one if sent; "required" ends the handshake without a valid one.
+  if (verify == "optional" || verify == "required") {
+    if (!cfg.cafile.empty()) {
+      if (SSL_CTX_load_verify_locations(native, cfg.cafile.c_str(), nullptr) != 1)
+        return Status::Invalid("restapi.cafile " + cfg.cafile + ": " + openssl_error());
+      // Tells clients which CA to pick a certificate for.
+      if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(cfg.cafile.c_str())) {
+        SSL_CTX_set_client_CA_list(native, names);
+      }
+    } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
+      return Status::Invalid("restapi: cannot load the system's certificate authorities: " + openssl_error());
+    }
+    int mode = SSL_VERIFY_PEER;
+    if (verify == "required") mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(native, mode, nullptr);
+    // Session resumption with client verification needs an id context.
+    static const unsigned char kSessionContext[] = "pgwarden-restapi";
+    SSL_CTX_set_session_id_context(native, kSessionContext, sizeof kSessionContext - 1);
+  } else if (!cfg.cafile.empty()) {
+    if (SSL_CTX_load_verify_locations(native, cfg.cafile.c_str(), nullptr) != 1)
+      return Status::Invalid("restapi.cafile " + cfg.cafile + ": " + openssl_error());
+  }
+  ERR_clear_error();
+  return ctx;
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -235,7 +381,11 @@ struct Server::Impl {
       }
       beast::error_code ignored;
       socket.set_option(net::socket_base::keep_alive(true), ignored);
-      std::make_shared<Session>(std::move(socket), router, *workers)->start();
+      if (tls) {
+        std::make_shared<Session<TlsStream>>(std::move(socket), *tls, router, *workers)->start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), router, *workers)->start();
+      }
       accept();
     });
   }
@@ -259,6 +409,7 @@ struct Server::Impl {
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<net::steady_timer> retry_timer;
   std::unique_ptr<net::thread_pool> workers;
+  std::shared_ptr<net::ssl::context> tls;  // set when restapi.certfile is
   std::thread io_thread;
   int port = 0;
 };
@@ -272,6 +423,12 @@ Status Server::start() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->io_thread.joinable()) return Status::Conflict("REST API server already started");
   try {
+    std::shared_ptr<net::ssl::context> tls;
+    if (!impl_->cfg.certfile.empty()) {
+      auto ctx = make_server_tls_context(impl_->cfg);
+      if (!ctx) return ctx.status();
+      tls = std::move(*ctx);
+    }
     auto ioc = std::make_unique<net::io_context>(1);
     auto ep = listen_endpoint(*ioc, impl_->cfg.listen);
     if (!ep) return ep.status();
@@ -293,12 +450,13 @@ Status Server::start() {
     impl_->acceptor = std::move(acceptor);
     impl_->ioc = std::move(ioc);
     impl_->workers = std::make_unique<net::thread_pool>(kWorkers);
+    impl_->tls = std::move(tls);
     impl_->accept();
     impl_->io_thread = std::thread([impl = impl_.get()] { impl->run_io(); });
   } catch (const std::exception& e) {
     return Status::Failed(std::string("REST API: cannot start: ") + e.what());
   }
-  spdlog::info("REST API listening on port {}", impl_->port);
+  spdlog::info("REST API listening on port {}{}", impl_->port, impl_->tls ? " (HTTPS)" : "");
   return Status::Ok();
 }
 
@@ -319,6 +477,7 @@ void Server::stop() {
   // Destroying the context destroys the pending handlers, and with them every session,
   // which closes the client connections.
   impl_->ioc.reset();
+  impl_->tls.reset();
 }
 
 int Server::bound_port() const { return impl_->port; }

@@ -1,13 +1,20 @@
 // Peer status check for leader races: reading a member's status document and deciding
-// whether I am the healthiest candidate (both pure), plus the concurrent HTTP fetch.
+// whether I am the healthiest candidate (both pure), plus the concurrent HTTP(S) fetch.
 #include "pgwarden/ha/peer_status.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <cctype>
@@ -18,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 
 #include "pgwarden/postgres/postgres.hpp"
 #include "pgwarden/util/log.hpp"
@@ -134,7 +142,7 @@ HealthVerdict is_healthiest(const std::string& me, int64_t my_wal_position, int 
                     " peers compared)"};
 }
 
-// --- api_url parsing and the HTTP fetch.
+// --- api_url parsing and the HTTP(S) fetch.
 
 std::optional<ApiUrl> parse_api_url(const std::string& url) {
   auto sep = url.find("://");
@@ -190,10 +198,71 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kMaxBody = 1 << 20;  // a status document is a few kB
 
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+bool ip_literal(const std::string& host) {
+  error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+std::string openssl_error() {
+  std::string out;
+  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
+    if (!out.empty()) out += "; ";
+    const char* reason = ERR_reason_error_string(e);
+    out += reason ? reason : "error " + std::to_string(e);
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+// The client context shared by one round of fetches (SSL_CTX is safe to share between
+// threads once set up).
+Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(const PeerTlsOptions& o) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX* native = ctx->native_handle();
+  ERR_clear_error();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  if (o.insecure && o.cert_file.empty()) {
+    SSL_CTX_set_verify(native, SSL_VERIFY_NONE, nullptr);
+  } else {
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+    if (!o.ca_file.empty()) {
+      if (SSL_CTX_load_verify_locations(native, o.ca_file.c_str(), nullptr) != 1)
+        return Status::Invalid("cannot load the CA file " + o.ca_file + ": " + openssl_error());
+    } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
+      return Status::Invalid("cannot load the system's certificate authorities: " + openssl_error());
+    }
+  }
+  if (!o.cert_file.empty()) {
+    const std::string& key = o.key_file.empty() ? o.cert_file : o.key_file;
+    if (!o.key_password.empty()) {
+      ctx->set_password_callback(
+          [password = o.key_password](std::size_t, asio::ssl::context::password_purpose) { return password; });
+    }
+    if (SSL_CTX_use_certificate_chain_file(native, o.cert_file.c_str()) != 1)
+      return Status::Invalid("cannot load the client certificate " + o.cert_file + ": " + openssl_error());
+    if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(native) != 1)
+      return Status::Invalid("cannot load the client key " + key + ": " + openssl_error());
+  }
+  ERR_clear_error();
+  return ctx;
+}
+
 // One GET on its own io_context, every step bounded by the same absolute deadline.
+// `Stream` is beast::tcp_stream (http) or TlsStream (https).
+template <class Stream>
 class Getter {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
-  Getter(ApiUrl url, Clock::time_point deadline) : url_(std::move(url)), deadline_(deadline) {}
+  Getter(ApiUrl url, Clock::time_point deadline)
+    requires(!kTls)
+      : url_(std::move(url)), deadline_(deadline), stream_(ioc_) {}
+  Getter(ApiUrl url, Clock::time_point deadline, asio::ssl::context& tls, bool verify_host)
+    requires(kTls)
+      : url_(std::move(url)), deadline_(deadline), stream_(ioc_, tls), verify_host_(verify_host) {}
 
   Result<std::string> run() {
     req_ = {http::verb::get, url_.target, 11};
@@ -215,26 +284,68 @@ class Getter {
   }
 
  private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
   void on_resolve(const error_code& ec, const tcp::resolver::results_type& results) {
     if (ec) return fail("cannot resolve", ec);
-    stream_.expires_at(deadline_);
-    stream_.async_connect(results, [this](const error_code& e, const tcp::endpoint&) { on_connect(e); });
+    lowest().expires_at(deadline_);
+    lowest().async_connect(results, [this](const error_code& e, const tcp::endpoint&) { on_connect(e); });
   }
   void on_connect(const error_code& ec) {
     if (ec) return fail("cannot connect", ec);
-    stream_.expires_at(deadline_);
+    if constexpr (kTls) {
+      SSL* ssl = stream_.native_handle();
+      // SNI carries host names only (RFC 6066), never IP literals.
+      if (!ip_literal(url_.host)) SSL_set_tlsext_host_name(ssl, url_.host.c_str());
+      if (verify_host_) {
+        // Matches IP literals against IP SANs and names against DNS SANs (and the CN).
+        stream_.set_verify_callback([this, check = asio::ssl::host_name_verification(url_.host)](
+                                        bool preverified, asio::ssl::verify_context& vc) mutable {
+          bool ok = check(preverified, vc);
+          if (preverified && !ok) host_mismatch_ = true;
+          return ok;
+        });
+      }
+      lowest().expires_at(deadline_);
+      stream_.async_handshake(asio::ssl::stream_base::client, [this](const error_code& e) { on_handshake(e); });
+    } else {
+      send();
+    }
+  }
+  void on_handshake(const error_code& ec) {
+    if constexpr (kTls) {
+      if (ec) {
+        if (ec == beast::error::timeout) return fail("timed out", ec);
+        if (ec.category() == asio::error::get_ssl_category() &&
+            ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+          std::string why = host_mismatch_
+                                ? "it is not valid for " + url_.host
+                                : std::string(X509_verify_cert_error_string(SSL_get_verify_result(stream_.native_handle())));
+          error_ = "TLS certificate verification failed: " + why;
+          return;
+        }
+        return fail("TLS handshake failed", ec);
+      }
+    }
+    send();
+  }
+  void send() {
+    lowest().expires_at(deadline_);
     http::async_write(stream_, req_, [this](const error_code& e, std::size_t) { on_write(e); });
   }
   void on_write(const error_code& ec) {
     if (ec) return fail("cannot send", ec);
-    stream_.expires_at(deadline_);
+    lowest().expires_at(deadline_);
     http::async_read(stream_, buffer_, parser_, [this](const error_code& e, std::size_t) { on_read(e); });
   }
   void on_read(const error_code& ec) {
+    // A peer that requires a client certificate we lack completes a TLS 1.3 handshake and
+    // sends its alert afterwards: it shows up here.
     if (ec) return fail("cannot read reply", ec);
     done_ = true;
+    // The reply is complete (Connection: close); no close_notify round trip is needed.
     error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
   }
   void fail(const char* what, const error_code& ec) {
     error_ = ec == beast::error::timeout ? std::string("timed out") : std::string(what) + ": " + ec.message();
@@ -244,7 +355,9 @@ class Getter {
   Clock::time_point deadline_;
   asio::io_context ioc_;
   tcp::resolver resolver_{ioc_};
-  beast::tcp_stream stream_{ioc_};
+  Stream stream_;
+  bool verify_host_ = false;
+  bool host_mismatch_ = false;
   http::request<http::empty_body> req_;
   beast::flat_buffer buffer_;
   http::response_parser<http::string_body> parser_;
@@ -264,13 +377,15 @@ struct Pending {
   std::size_t left = 0;
 };
 
+// `tls` is set for https URLs; the worker keeps it alive.
 void fetch_one(const std::shared_ptr<Pending>& state, std::size_t i, const std::string& name, const ApiUrl& url,
-               Clock::time_point deadline) {
+               Clock::time_point deadline, const std::shared_ptr<asio::ssl::context>& tls, bool verify_host) {
   PeerStatus st;
   st.name = name;
   std::string error;
   try {
-    auto body = Getter(url, deadline).run();
+    auto body = tls ? Getter<TlsStream>(url, deadline, *tls, verify_host).run()
+                    : Getter<beast::tcp_stream>(url, deadline).run();
     if (!body) {
       error = body.status().message();
     } else {
@@ -292,8 +407,40 @@ void fetch_one(const std::shared_ptr<Pending>& state, std::size_t i, const std::
 
 }  // namespace
 
+PeerTlsOptions peer_tls_options(const config::Config& cfg) {
+  auto ctl_value = [&](const char* key) -> std::string {
+    auto ctl = cfg.raw.find("ctl");
+    if (ctl == cfg.raw.end() || !ctl->is_object()) return "";
+    auto v = ctl->find(key);
+    return v != ctl->end() && v->is_string() ? v->get<std::string>() : "";
+  };
+  PeerTlsOptions o;
+  // Patroni: config['ctl'].get(name) or config['restapi'].get(name).
+  auto pick = [&](const char* ctl_key, const std::string& restapi_value) {
+    std::string v = ctl_value(ctl_key);
+    return v.empty() ? restapi_value : v;
+  };
+  o.ca_file = pick("cacert", cfg.restapi.cafile);
+  o.cert_file = pick("certfile", cfg.restapi.certfile);
+  o.key_file = pick("keyfile", cfg.restapi.keyfile);
+  o.key_password = pick("keyfile_password", cfg.restapi.keyfile_password);
+  auto ctl = cfg.raw.find("ctl");
+  if (ctl != cfg.raw.end() && ctl->is_object()) {
+    auto ins = ctl->find("insecure");
+    if (ins != ctl->end()) {
+      if (ins->is_boolean()) o.insecure = ins->get<bool>();
+      if (ins->is_string()) {
+        std::string v = ins->get<std::string>();
+        std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+        o.insecure = v == "true" || v == "yes" || v == "on" || v == "1";
+      }
+    }
+  }
+  return o;
+}
+
 std::vector<PeerStatus> fetch_peer_statuses(const std::vector<dcs::Member>& members,
-                                            std::chrono::milliseconds timeout) {
+                                            std::chrono::milliseconds timeout, const PeerTlsOptions& tls_options) {
   const auto deadline = Clock::now() + timeout;
   const std::size_t n = members.size();
   auto state = std::make_shared<Pending>();
@@ -302,24 +449,46 @@ std::vector<PeerStatus> fetch_peer_statuses(const std::vector<dcs::Member>& memb
   state->done.assign(n, false);
   for (std::size_t i = 0; i < n; ++i) state->results[i].name = members[i].name;
 
+  // Built once per round, and only when some peer advertises https.
+  std::shared_ptr<asio::ssl::context> tls;
+  std::string tls_error;
+  auto tls_context = [&]() -> std::shared_ptr<asio::ssl::context> {
+    if (!tls && tls_error.empty()) {
+      try {
+        auto ctx = make_client_tls_context(tls_options);
+        if (ctx) {
+          tls = std::move(*ctx);
+        } else {
+          tls_error = ctx.status().message();
+        }
+      } catch (const std::exception& e) {
+        tls_error = std::string("cannot set up TLS: ") + e.what();
+      }
+    }
+    return tls;
+  };
+  const bool verify_host = !tls_options.insecure;
+
   for (std::size_t i = 0; i < n; ++i) {
     const std::string api_url = members[i].api_url();
     auto url = parse_api_url(api_url);
+    std::shared_ptr<asio::ssl::context> ctx;
+    if (url && url->scheme == "https") ctx = tls_context();  // before taking the lock: it reads files
     std::lock_guard lock(state->mu);
     if (!url) {
       state->errors[i] = api_url.empty() ? "no api_url" : "invalid api_url";
       state->done[i] = true;
       continue;
     }
-    // Peers with restapi.certfile advertise https. The client speaks no TLS yet (REST TLS
-    // comes with the management API issue), so such peers count as unreachable.
     if (url->scheme == "https") {
-      state->errors[i] = "https api_url is not supported yet";
-      state->done[i] = true;
-      continue;
+      if (!ctx) {
+        state->errors[i] = tls_error;
+        state->done[i] = true;
+        continue;
+      }
     }
     try {
-      std::thread(fetch_one, state, i, members[i].name, *url, deadline).detach();
+      std::thread(fetch_one, state, i, members[i].name, *url, deadline, ctx, verify_host).detach();
       ++state->left;
     } catch (const std::exception& e) {
       state->errors[i] = std::string("cannot start request thread: ") + e.what();

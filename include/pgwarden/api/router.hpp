@@ -3,6 +3,7 @@
 // without a server: Patroni routes on the method plus the first path segment and falls
 // back to the health-check handler for any other GET/HEAD/OPTIONS.
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,18 @@ class Router {
   HttpResponse unsafe(const HttpRequest& req) const;
   // Empty when the request may proceed, else the 401 message Patroni sends.
   std::string check_auth(const HttpRequest& req) const;
+
+  // The cluster from a fresh DCS read when `fresh` and possible, else the HA loop's last view.
+  std::optional<dcs::Cluster> cluster(const ha::NodeView& view, bool fresh, std::string* error) const;
+  HttpResponse get_cluster(const ha::NodeView& view) const;
+  HttpResponse get_history(const ha::NodeView& view) const;
+  HttpResponse get_config(const ha::NodeView& view) const;
+  HttpResponse get_metrics() const;
+  // The request body as a non-empty JSON object that passes validate_dynamic_config, or
+  // nullopt with the refusal (411 or 400) in `refusal`.
+  std::optional<nlohmann::json> read_json_object(const HttpRequest& req, HttpResponse* refusal) const;
+  HttpResponse patch_config_request(const HttpRequest& req) const;
+  HttpResponse put_config_request(const HttpRequest& req) const;
 
   config::RestApiConfig cfg_;
   ServerDeps deps_;

@@ -18,6 +18,16 @@ struct ServerDeps {
   const ha::NodeBoard* board = nullptr;
   // Returns a fresh reading, or nullopt if PostgreSQL is not reachable.
   std::function<std::optional<postgres::PgState>()> query_postgres;
+  // A fresh read of the cluster from the DCS (GET /cluster, /config, /history and PATCH
+  // /config). Unset: the last view the HA loop published is used.
+  std::function<Result<dcs::Cluster>()> read_cluster = nullptr;
+  // Writes the dynamic configuration (JSON text); with `index`, only if the config is
+  // unchanged since that index (compare-and-set). Unset: PATCH/PUT /config answer 503.
+  std::function<Status(const std::string& json, std::optional<int64_t> index)> write_config = nullptr;
+  // Writes the failover key (POST /switchover, /failover; DELETE /switchover). Unset: 503.
+  std::function<Status(const std::string& json, std::optional<int64_t> index)> write_failover = nullptr;
+  // Wakes the local HA loop so it acts on a request at once.
+  std::function<void()> wake_ha = nullptr;
 };
 
 class Server {

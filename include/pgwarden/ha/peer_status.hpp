@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "pgwarden/config/config.hpp"
 #include "pgwarden/dcs/cluster.hpp"
 
 namespace pgwarden::ha {
@@ -30,7 +31,7 @@ struct PeerStatus {
 // _MemberStatus.unknown().
 PeerStatus parse_peer_status(const std::string& name, const std::string& body);
 
-// An api_url split for a plain HTTP request. `host` has no brackets for IPv6 literals.
+// An api_url split for a request. `host` has no brackets for IPv6 literals.
 struct ApiUrl {
   std::string scheme;  // "http" or "https"
   std::string host;
@@ -39,11 +40,25 @@ struct ApiUrl {
 };
 std::optional<ApiUrl> parse_api_url(const std::string& url);
 
-// GETs every member's api_url concurrently; the result has one entry per member, in the same
-// order. Each request (resolve, connect, send, receive) is bounded by `timeout` overall and
-// the call returns by then too. Members without a usable URL are unreachable.
+// How https api_urls are checked, as Patroni's PatroniRequest does it: ctl.* first, then
+// restapi.* (so a member shows its own REST certificate to peers that require one).
+struct PeerTlsOptions {
+  std::string ca_file;    // ctl.cacert or restapi.cafile; empty: the system's CAs
+  std::string cert_file;  // ctl.certfile or restapi.certfile; empty: no client certificate
+  std::string key_file;   // ctl.keyfile or restapi.keyfile; empty: the key is in cert_file
+  std::string key_password;
+  // ctl.insecure: no verification at all; with a client certificate the chain is still
+  // verified but not the host name (urllib3's cert_reqs/assert_hostname in Patroni).
+  bool insecure = false;
+};
+PeerTlsOptions peer_tls_options(const config::Config& cfg);
+
+// GETs every member's api_url concurrently (http or https); the result has one entry per
+// member, in the same order. Each request (resolve, connect, TLS handshake, send, receive) is
+// bounded by `timeout` overall and the call returns by then too. Members without a usable URL
+// are unreachable.
 std::vector<PeerStatus> fetch_peer_statuses(const std::vector<dcs::Member>& members,
-                                            std::chrono::milliseconds timeout);
+                                            std::chrono::milliseconds timeout, const PeerTlsOptions& tls = {});
 
 struct HealthVerdict {
   bool healthiest = false;

@@ -59,7 +59,8 @@ TEST_F(RouterTest, HealthCheckFallbackAndSpecialSegments) {
   EXPECT_EQ(queries.load(), 1);
 
   EXPECT_EQ(router.handle(request("GET", "/replica")).status, 503);
-  EXPECT_EQ(router.handle(request("GET", "/cluster")).status, 503);  // management endpoints come later; until then the health check answers
+  EXPECT_EQ(router.handle(request("GET", "/cluster")).status, 200);  // its own handler, not the health check
+  EXPECT_EQ(router.handle(request("GET", "/unknown")).status, 503);  // any other GET: the health check
   auto patroni = router.handle(request("GET", "/patroni/anything"));
   EXPECT_EQ(patroni.status, 200);
   EXPECT_FALSE(patroni.status_only);
