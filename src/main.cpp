@@ -12,8 +12,10 @@
 #include <iostream>
 #include <thread>
 
+#include "pgwarden/api/fresh_state.hpp"
 #include "pgwarden/api/server.hpp"
 #include "pgwarden/config/config.hpp"
+#include "pgwarden/ctl/ctl.hpp"
 #include "pgwarden/dcs/dcs.hpp"
 #include "pgwarden/ha/loop.hpp"
 #include "pgwarden/postgres/postgres.hpp"
@@ -95,11 +97,16 @@ int run_daemon(const std::string& config_path) {
   auto api_pg = std::make_shared<postgres::Postgres>(cfg, pg_env);
   api::ServerDeps deps;
   deps.board = &board;
-  deps.query_postgres = [api_pg]() -> std::optional<postgres::PgState> {
-    auto st = api_pg->query_state();
-    if (!st) return std::nullopt;
-    return *st;
-  };
+  // One reading of PostgreSQL serves every REST request of the next 50 ms: probes and load
+  // balancers may ask thousands of times a second, each reading is a round trip.
+  auto fresh_pg = std::make_shared<api::FreshState>(
+      [api_pg]() -> std::optional<postgres::PgState> {
+        auto st = api_pg->query_state();
+        if (!st) return std::nullopt;
+        return *st;
+      },
+      std::chrono::milliseconds(50));
+  deps.query_postgres = [fresh_pg]() { return fresh_pg->get(); };
   // The REST API reads the DCS through peek_cluster(), which leaves the HA loop's own
   // bookkeeping alone (etcd: the watch position; Kubernetes: the versions the leader race is
   // conditioned on), and writes through the same object; the loop is woken after a write.
@@ -114,13 +121,18 @@ int run_daemon(const std::string& config_path) {
     return loop_dcs->set_failover_value(json, index);
   };
   deps.wake_ha = [loop_dcs]() { loop_dcs->wake(); };
+  // Operator requests (POST /restart, /reinitialize) go to the HA loop through a mailbox;
+  // POST /reload is a SIGHUP, handled by the signal thread below.
+  ha::RequestMailbox requests;
+  deps.requests = &requests;
+  deps.reload_config = [] { kill(getpid(), SIGHUP); };
   api::Server server(cfg.restapi, deps);
   if (auto st = server.start(); !st) {
     std::cerr << "restapi: " << st.message() << "\n";
     return 1;
   }
 
-  ha::HaLoop loop(cfg, pg_env, daemon_env, std::move(*dcs), board);
+  ha::HaLoop loop(cfg, pg_env, daemon_env, std::move(*dcs), board, &requests);
   std::thread signals([&] {
     for (;;) {
       int sig = 0;
@@ -150,6 +162,9 @@ int main(int argc, char** argv) {
   // glibc gives every thread its own malloc arena; with a handful of mostly idle threads
   // that is most of our resident memory. Two arenas are plenty for this workload.
   mallopt(M_ARENA_MAX, 2);
+  // `pgwarden ctl ...`: patronictl's commands (src/ctl).
+  if (argc >= 2 && std::string(argv[1]) == "ctl")
+    return pgwarden::ctl::run(std::vector<std::string>(argv + 2, argv + argc), pgwarden::util::current_environment());
   CLI::App app{"pgwarden: high availability for PostgreSQL, compatible with Patroni"};
   bool version = false, validate = false;
   std::string config_path;

@@ -1,12 +1,15 @@
 // Method + first-path-segment dispatch, as Patroni's RestApiHandler.parse_request does, the
-// handlers of the read-only endpoints and of PATCH/PUT /config. Other unsafe requests
+// handlers of the read-only endpoints, of PATCH/PUT /config, of the switchover requests and
+// of the operator requests (restart, reload, reinitialize). Other unsafe requests
 // authenticate and answer 501.
 #include "pgwarden/api/router.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <cctype>
 #include <chrono>
+#include <cmath>
 #include <exception>
 #include <optional>
 #include <thread>
@@ -15,6 +18,7 @@
 #include "pgwarden/api/status_document.hpp"
 #include "pgwarden/api/switchover.hpp"
 #include "pgwarden/ha/peer_status.hpp"
+#include "pgwarden/util/iso_time.hpp"
 
 namespace pgwarden::api {
 
@@ -83,7 +87,108 @@ HttpResponse json_response(int status, const nlohmann::json& doc) {
 
 bool is_unsafe_method(const std::string& m) { return m == "POST" || m == "PUT" || m == "PATCH" || m == "DELETE"; }
 
+// Patroni's postgres_version_to_int: "X.Y.Z" (before 10) or "X.Y" / "X.Y.Z" (10 on) to
+// server_version_num; an error text on a malformed version.
+std::optional<int> version_num(const std::string& v, std::string* error) {
+  std::vector<int> parts;
+  size_t start = 0;
+  while (true) {
+    size_t dot = v.find('.', start);
+    std::string part = v.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    // int() accepts surrounding blanks and a sign; a digit is still required.
+    size_t b = part.find_first_not_of(" \t"), e = part.find_last_not_of(" \t");
+    part = b == std::string::npos ? "" : part.substr(b, e - b + 1);
+    size_t digits = !part.empty() && (part[0] == '+' || part[0] == '-') ? 1 : 0;
+    if (part.size() == digits || part.size() - digits > 6 ||
+        part.find_first_not_of("0123456789", digits) != std::string::npos) {
+      *error = "Invalid PostgreSQL version: " + v;
+      return std::nullopt;
+    }
+    parts.push_back(std::stoi(part));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  if (parts.size() < 2 || (parts.size() == 2 && parts[0] < 10) || parts.size() > 3) {
+    *error = "Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: " + v;
+    return std::nullopt;
+  }
+  if (parts.size() == 2) parts.insert(parts.begin() + 1, 0);
+  return parts[0] * 10000 + parts[1] * 100 + parts[2];
+}
+
 }  // namespace
+
+std::optional<int64_t> parse_seconds(const nlohmann::json& value) {
+  if (value.is_number_integer()) return value.get<int64_t>();
+  if (value.is_number_float()) return static_cast<int64_t>(std::llround(value.get<double>()));
+  if (!value.is_string()) return std::nullopt;
+  std::string s = value.get<std::string>();
+  size_t i = s.find_first_not_of(" \t");
+  if (i == std::string::npos) return std::nullopt;
+  size_t j = i;
+  if (s[j] == '+' || s[j] == '-') ++j;
+  size_t digits_start = j;
+  while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+  if (j == digits_start || j - digits_start > 12) return std::nullopt;
+  const int64_t n = std::stoll(s.substr(i, j - i));
+  std::string unit = s.substr(j);
+  unit.erase(0, unit.find_first_not_of(" \t"));
+  unit.erase(unit.find_last_not_of(" \t") + 1);
+  double factor;
+  if (unit.empty() || unit == "s") factor = 1;
+  else if (unit == "us") factor = 1e-6;
+  else if (unit == "ms") factor = 1e-3;
+  else if (unit == "min") factor = 60;
+  else if (unit == "h") factor = 3600;
+  else if (unit == "d") factor = 86400;
+  else return std::nullopt;
+  return static_cast<int64_t>(std::llround(static_cast<double>(n) * factor));
+}
+
+RestartRequest parse_restart_request(const nlohmann::json& body, bool paused, double now) {
+  RestartRequest r;
+  auto refuse = [&](int status, std::string error) {
+    r.status = status;
+    r.error = std::move(error);
+    return r;
+  };
+  if (paused && body.contains("schedule")) return refuse(500, "Can't schedule restart in the paused state");
+  for (const auto& [k, v] : body.items()) {
+    if (k == "schedule") {
+      const std::string text = v.is_string() ? v.get<std::string>() : std::string();
+      auto at = text.empty() ? std::nullopt : util::parse_iso8601(text);
+      if (!at)
+        return refuse(422, "Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601");
+      // After "YYYY-MM-DDTHH:MM:SS" only a fraction and an offset may follow.
+      const bool has_tz = text.size() > 19 && text.find_first_of("Zz+-", 19) != std::string::npos;
+      if (!has_tz) return refuse(400, "Timezone information is mandatory for the scheduled restart");
+      if (*at < now) return refuse(422, "Cannot schedule restart in the past");
+      r.schedule = *at;
+    } else if (k == "role") {
+      const std::string role = v.is_string() ? v.get<std::string>() : std::string();
+      if (role != "master" && role != "primary" && role != "replica")
+        return refuse(400, "PostgreSQL role should be either primary or replica");
+      r.filters.role = role == "primary" ? "master" : role;
+    } else if (k == "postgres_version") {
+      std::string error;
+      const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+      auto num = version_num(text, &error);
+      if (!num) return refuse(400, error);
+      r.filters.postgres_version = text;
+      r.filters.postgres_version_num = *num;
+    } else if (k == "timeout") {
+      auto t = parse_seconds(v);
+      if (!t || *t <= 0 || *t > 86400 * 365) return refuse(400, "Timeout should be a positive number of seconds");
+      r.filters.timeout = static_cast<int>(*t);
+    } else if (k == "restart_pending") {
+      // Patroni looks at the key only, not at its value.
+      r.filters.restart_pending = true;
+    } else {
+      return refuse(400, "Unknown filter for the scheduled restart: " + k);
+    }
+  }
+  return r;
+}
 
 void split_target(const std::string& target, std::string* path, std::map<std::string, std::string>* query) {
   const auto q = target.find('?');
@@ -124,7 +229,9 @@ HttpResponse Router::handle(const HttpRequest& req) const {
       if (segment == "patroni") {
         std::optional<postgres::PgState> pg;
         if (deps_.query_postgres) pg = deps_.query_postgres();
-        return json_response(200, build_status_document(view, pg));
+        nlohmann::json doc = build_status_document(view, pg);
+        add_operator_fields(doc);
+        return json_response(200, doc);
       }
       if (segment == "cluster") return get_cluster(view);
       if (segment == "history") return get_history(view);
@@ -150,10 +257,16 @@ HttpResponse Router::health_check(const HttpRequest& req, bool want_status_only)
   std::optional<postgres::PgState> pg;
   if (deps_.query_postgres) pg = deps_.query_postgres();
   const ha::NodeView view = deps_.board ? deps_.board->read() : ha::NodeView{};
-  const nlohmann::json doc = build_status_document(view, pg);
+  nlohmann::json doc = build_status_document(view, pg);
   const int code = health_status_code(req.path, req.query, view, doc);
   if (want_status_only) return status_only(code);
+  add_operator_fields(doc);
   return json_response(code, doc);
+}
+
+void Router::add_operator_fields(nlohmann::json& doc) const {
+  if (!deps_.requests) return;
+  if (auto sr = deps_.requests->scheduled_restart()) doc["scheduled_restart"] = ha::scheduled_restart_json(*sr, true);
 }
 
 std::string Router::check_auth(const HttpRequest& req) const {
@@ -189,6 +302,10 @@ HttpResponse Router::unsafe(const HttpRequest& req) const {
     if (req.method == "PATCH") return patch_config_request(req);
     if (req.method == "PUT") return put_config_request(req);
   }
+  if (segment == "restart" && req.method == "POST") return post_restart(req);
+  if (segment == "restart" && req.method == "DELETE") return delete_restart();
+  if (segment == "reload" && req.method == "POST") return post_reload();
+  if (segment == "reinitialize" && req.method == "POST") return post_reinitialize(req);
   if ((segment == "switchover" || segment == "failover") && (req.method == "POST" || req.method == "DELETE")) {
     if (!deps_.write_failover) return text(503, "the DCS cannot be written from the REST API here");
     SwitchoverDeps sd;
@@ -321,6 +438,78 @@ HttpResponse Router::put_config_request(const HttpRequest& req) const {
     if (!st.ok()) return text(502, "Bad Gateway: the configuration was not written: " + st.message());
   }
   return json_response(200, *config);
+}
+
+std::optional<nlohmann::json> Router::read_optional_json(const HttpRequest& req, HttpResponse* refusal) const {
+  auto len = req.headers.find("content-length");
+  if (len == req.headers.end() || req.body.empty()) return nlohmann::json::object();
+  nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    *refusal = text(400, "Bad Request: the body must be a JSON object");
+    return std::nullopt;
+  }
+  return body;
+}
+
+HttpResponse Router::post_restart(const HttpRequest& req) const {
+  HttpResponse refusal;
+  auto body = read_optional_json(req, &refusal);
+  if (!body) return refusal;
+  if (!deps_.requests) return text(503, "restart failed: the HA loop does not take requests here");
+  const ha::NodeView view = deps_.board ? deps_.board->read() : ha::NodeView{};
+  RestartRequest r = parse_restart_request(*body, view.paused, now_epoch());
+  if (r.status != 0) return text(r.status, r.error);
+  if (r.schedule) {
+    ha::ScheduledRestart sr;
+    sr.filters = r.filters;
+    sr.at = *r.schedule;
+    if (deps_.query_postgres) {
+      if (auto pg = deps_.query_postgres()) sr.postmaster_start_time = pg->postmaster_start_time;
+    }
+    if (!deps_.requests->schedule_restart(sr)) return text(409, "Another restart is already scheduled");
+    if (deps_.wake_ha) deps_.wake_ha();  // publish it in the member key
+    return text(202, "Restart scheduled");
+  }
+  ha::OperatorRequest op;
+  op.kind = ha::RequestKind::kRestart;
+  op.restart = r.filters;
+  // The loop takes it within a cycle; then a fast stop and a start (primary_start_timeout,
+  // 300 s by default, unless the request says otherwise).
+  const int start_budget = r.filters.timeout > 0 ? r.filters.timeout : 300;
+  auto wait = std::chrono::seconds(2 * std::max(10, view.loop_wait) + start_budget + 60);
+  ha::RequestReply reply = deps_.requests->submit(op, wait, deps_.wake_ha);
+  return text(reply.status, reply.body);
+}
+
+HttpResponse Router::delete_restart() const {
+  if (!deps_.requests || !deps_.requests->cancel_scheduled_restart()) return text(404, "no restarts are scheduled");
+  if (deps_.wake_ha) deps_.wake_ha();
+  return text(200, "scheduled restart deleted");
+}
+
+HttpResponse Router::post_reload() const {
+  if (!deps_.reload_config) return text(503, "reload is not available here");
+  deps_.reload_config();
+  return text(202, "reload scheduled");
+}
+
+HttpResponse Router::post_reinitialize(const HttpRequest& req) const {
+  HttpResponse refusal;
+  auto body = read_optional_json(req, &refusal);
+  if (!body) return refusal;
+  if (!deps_.requests) return text(503, "reinitialize failed: the HA loop does not take requests here");
+  ha::OperatorRequest op;
+  op.kind = ha::RequestKind::kReinitialize;
+  if (auto f = body->find("force"); f != body->end()) {
+    // Patroni's parse_bool: on/true/yes/1 (any case).
+    std::string v = f->is_string() ? f->get<std::string>() : f->dump();
+    for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    op.force = v == "on" || v == "true" || v == "yes" || v == "1";
+  }
+  const ha::NodeView view = deps_.board ? deps_.board->read() : ha::NodeView{};
+  auto wait = std::chrono::seconds(2 * std::max(10, view.loop_wait) + 30);
+  ha::RequestReply reply = deps_.requests->submit(op, wait, deps_.wake_ha);
+  return text(reply.status, reply.body);
 }
 
 }  // namespace pgwarden::api

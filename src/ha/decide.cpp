@@ -28,6 +28,9 @@ const char* to_string(Action a) {
     case Action::kReclone: return "reclone";
     case Action::kStepDown: return "step_down";
     case Action::kClearFailover: return "clear_failover";
+    case Action::kRestart: return "restart";
+    case Action::kReinitialize: return "reinitialize";
+    case Action::kReloadConfig: return "reload_config";
   }
   return "unknown";
 }
@@ -35,7 +38,11 @@ const char* to_string(Action a) {
 namespace {
 
 Decision make(std::vector<Action> actions, std::string role, std::string reason) {
-  return Decision{std::move(actions), std::move(reason), std::move(role), {}};
+  Decision d;
+  d.actions = std::move(actions);
+  d.reason = std::move(reason);
+  d.role = std::move(role);
+  return d;
 }
 
 bool leader_is_me(const Snapshot& s) { return s.cluster.leader && s.cluster.leader->name == s.me; }
@@ -292,9 +299,7 @@ Decision decide_empty_data(const Snapshot& s) {
   return d;
 }
 
-}  // namespace
-
-Decision decide(const Snapshot& s) {
+Decision decide_core(const Snapshot& s) {
   if (!s.dcs_ok) {
     if (s.dyn.pause) return make({}, s.pg.in_recovery ? "replica" : "master", "DCS is not accessible; paused: no action");
     if (s.pg.running && s.pg.query_ok && !s.pg.in_recovery)
@@ -312,6 +317,147 @@ Decision decide(const Snapshot& s) {
   if (!s.pg.initialized) return decide_empty_data(s);
   Decision d = s.pg.running ? decide_running(s) : decide_not_running(s);
   if (c.initialize->empty() && leader_is_me(s) && !s.pg.sysid.empty()) d.actions.push_back(Action::kWriteInitialize);
+  return d;
+}
+
+bool has(const Decision& d, Action a) {
+  for (Action x : d.actions)
+    if (x == a) return true;
+  return false;
+}
+
+// Only bookkeeping around a running PostgreSQL: a restart may follow.
+bool steady(const Decision& d) {
+  for (Action a : d.actions)
+    if (a != Action::kRenewLock && a != Action::kSyncSlots && a != Action::kClearFailover &&
+        a != Action::kWriteInitialize && a != Action::kFollow)
+      return false;
+  return true;
+}
+
+bool starts_postgres(const Decision& d) { return has(d, Action::kStartPrimary) || has(d, Action::kStartReplica); }
+
+std::string pg_role(const Snapshot& s) {
+  if (!s.pg.running || !s.pg.query_ok) return "";
+  return s.pg.in_recovery ? "replica" : "master";
+}
+
+// Adds a restart of the running PostgreSQL to a steady decision; a leader renews the lock
+// before (the steady decision starts with it) and after.
+void add_restart(const Snapshot& s, Decision& d, const std::string& why) {
+  d.actions.push_back(Action::kRestart);
+  if (leader_is_me(s)) d.actions.push_back(Action::kRenewLock);
+  d.reason += "; " + why;
+}
+
+// POST /restart (now) and a scheduled restart that is due.
+void decide_restart(const Snapshot& s, Decision& d) {
+  bool restarting = false;
+  for (const auto& r : s.requests) {
+    if (r.kind != RequestKind::kRestart) continue;
+    if (restarting) {
+      d.replies.emplace_back(r.id, RequestReply{503, "restart already in progress"});
+      continue;
+    }
+    if (!s.pg.initialized) {
+      d.replies.emplace_back(r.id, RequestReply{503, "restart failed: PostgreSQL has no data directory"});
+      continue;
+    }
+    if (!s.pg.running) {
+      // Nothing to stop: the restart is the start the loop is about to do, if it does one.
+      if (!starts_postgres(d)) {
+        d.replies.emplace_back(r.id, RequestReply{503, "restart failed: PostgreSQL is not running and is not being started: " + d.reason});
+        continue;
+      }
+      restarting = true;
+      d.restart_request = r.id;
+      d.restart_timeout = r.restart.timeout;
+      continue;
+    }
+    if (std::string why = restart_mismatch(r.restart, pg_role(s), s.pg.server_version, s.pg.pending_restart);
+        !why.empty()) {
+      d.replies.emplace_back(r.id, RequestReply{503, "restart conditions are not satisfied"});
+      d.reason += "; not restarting: " + why;
+      continue;
+    }
+    if (!steady(d)) {
+      d.replies.emplace_back(r.id, RequestReply{503, "restart failed: busy: " + d.reason});
+      continue;
+    }
+    restarting = true;
+    d.restart_request = r.id;
+    d.restart_timeout = r.restart.timeout;
+    add_restart(s, d, "restarting PostgreSQL on request");
+  }
+  const auto& sr = s.scheduled_restart;
+  if (restarting || !sr || s.dyn.pause) return;
+  const double delta = sr->at - s.now;
+  if (delta > 0) return;
+  if (delta < -1.5 * s.dyn.loop_wait) {
+    d.drop_scheduled_restart = true;
+    d.reason += "; dropping a stale scheduled restart";
+    return;
+  }
+  if (!sr->postmaster_start_time.empty() && !s.pg.postmaster_start_time.empty() &&
+      sr->postmaster_start_time != s.pg.postmaster_start_time) {
+    d.drop_scheduled_restart = true;
+    d.reason += "; cancelling the scheduled restart: PostgreSQL restarted at " + s.pg.postmaster_start_time;
+    return;
+  }
+  if (!s.pg.running || !steady(d)) return;  // due, but not now; it goes stale if this lasts
+  if (std::string why = restart_mismatch(sr->filters, pg_role(s), s.pg.server_version, s.pg.pending_restart);
+      !why.empty()) {
+    d.drop_scheduled_restart = true;
+    d.reason += "; scheduled restart not done: " + why;
+    return;
+  }
+  d.drop_scheduled_restart = true;
+  d.restart_timeout = sr->filters.timeout;
+  add_restart(s, d, "scheduled restart");
+}
+
+// POST /reinitialize: a replica throws its data away (moved aside) and clones it again.
+void decide_reinitialize(const Snapshot& s, Decision& d) {
+  bool started = false;
+  for (const auto& r : s.requests) {
+    if (r.kind != RequestKind::kReinitialize) continue;
+    std::string refusal;
+    if (!s.dcs_ok) refusal = "DCS is not accessible, can not reinitialize";
+    else if (!s.cluster.leader) refusal = "Cluster has no leader, can not reinitialize";
+    else if (leader_is_me(s)) refusal = "I am the leader, can not reinitialize";
+    else if (started) refusal = "reinitialize already in progress";
+    else if (has(d, Action::kRestart) || d.restart_request) refusal = "restart already in progress";
+    if (!refusal.empty()) {
+      d.replies.emplace_back(r.id, RequestReply{503, refusal});
+      continue;
+    }
+    started = true;
+    d.replies.emplace_back(r.id, RequestReply{200, "reinitialize started"});
+    d.actions = {Action::kReinitialize, Action::kStartReplica};
+    d.role = "replica";
+    d.reason = "reinitializing on request: moving the data directory aside and cloning from " + s.cluster.leader->name;
+    d.problem.clear();
+  }
+}
+
+// Configuration files follow the effective configuration (dynamic config, SIGHUP, POST /reload).
+void decide_reload(const Snapshot& s, Decision& d) {
+  if (!(s.reload_requested || s.config_stale) || !s.pg.running || !s.pg.query_ok) return;
+  for (Action a : d.actions)
+    if (a != Action::kRenewLock && a != Action::kSyncSlots && a != Action::kClearFailover &&
+        a != Action::kWriteInitialize && a != Action::kAcquireLock)
+      return;  // the other actions write the configuration themselves
+  d.actions.push_back(Action::kReloadConfig);
+  d.reason += s.reload_requested ? "; reloading the configuration" : "; configuration changed: reloading PostgreSQL";
+}
+
+}  // namespace
+
+Decision decide(const Snapshot& s) {
+  Decision d = decide_core(s);
+  decide_restart(s, d);
+  decide_reinitialize(s, d);
+  decide_reload(s, d);
   return d;
 }
 

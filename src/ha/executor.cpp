@@ -62,21 +62,83 @@ std::vector<std::string> Executor::pg_hba(const Snapshot& s) const {
   return s.dyn.pg_hba;
 }
 
+Status Executor::write_config(bool as_primary, const Snapshot& s) {
+  std::vector<std::string> hba = pg_hba(s);
+  if (auto st = pg_.write_configuration(parameters_for(as_primary, s), hba); !st) return st;
+  written_parameters_ = config::effective_parameters(cfg_, s.dyn);
+  written_hba_ = std::move(hba);
+  return Status::Ok();
+}
+
+bool Executor::config_stale(const config::DynamicConfig& dyn) const {
+  if (!written_parameters_) return true;
+  const std::vector<std::string>& hba = cfg_.postgresql.pg_hba.empty() ? dyn.pg_hba : cfg_.postgresql.pg_hba;
+  return *written_parameters_ != config::effective_parameters(cfg_, dyn) || written_hba_ != hba;
+}
+
 Status Executor::start(bool as_primary, const Snapshot& s) {
+  return start(as_primary, s, start_timeout(s), "on_start");
+}
+
+Status Executor::start(bool as_primary, const Snapshot& s, std::chrono::milliseconds timeout, const char* callback) {
   const std::string& data_dir = cfg_.postgresql.data_dir;
   if (auto st = pg_.write_pgpass(); !st) return st;
-  if (auto st = pg_.write_configuration(parameters_for(as_primary, s), pg_hba(s)); !st) return st;
+  if (auto st = write_config(as_primary, s); !st) return st;
   auto st = as_primary ? postgres::remove_recovery_signals(data_dir) : postgres::write_standby_signal(data_dir);
   if (!st) return st;
   state_hint_ = "starting";
-  st = pg_.start(start_timeout(s));
+  st = pg_.start(timeout);
   if (!st) {
     state_hint_ = "start failed";
     return st;
   }
   state_hint_ = "running";
   following_ = as_primary || !s.cluster.leader || s.cluster.leader->name == s.me ? "" : s.cluster.leader->name;
-  callbacks_.fire("on_start", as_primary ? "master" : "replica");
+  callbacks_.fire(callback, as_primary ? "master" : "replica");
+  return Status::Ok();
+}
+
+// POST /restart: a fast stop and a start in the role PostgreSQL has now, as Patroni's
+// Postgresql.restart (on_restart instead of on_stop/on_start).
+Status Executor::restart(const Snapshot& s, int timeout_seconds) {
+  const bool as_primary = s.pg.query_ok && !s.pg.in_recovery;
+  if (pg_.is_running()) {
+    state_hint_ = "restarting";
+    if (auto st = pg_.stop("fast", std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout))); !st) {
+      state_hint_ = "restart failed (running)";
+      return st;
+    }
+  }
+  auto timeout = timeout_seconds > 0 ? std::chrono::milliseconds(std::chrono::seconds(timeout_seconds)) : start_timeout(s);
+  auto st = start(as_primary, s, timeout, "on_restart");
+  if (!st) state_hint_ = "restart failed (" + state_hint_ + ")";
+  return st;
+}
+
+// POST /reinitialize: stop at once, keep the old data (moved aside), clone from the leader.
+Status Executor::reinitialize(const Snapshot& s) {
+  if (pg_.is_running()) {
+    state_hint_ = "stopping";
+    if (auto st = pg_.stop("immediate", std::chrono::seconds(std::max(10, s.dyn.retry_timeout))); !st) return st;
+    callbacks_.fire("on_stop", s.pg.in_recovery ? "replica" : "master");
+  }
+  following_.clear();
+  if (!pg_.data_directory_empty()) {
+    auto moved = pg_.move_data_directory_aside();
+    if (!moved) return moved.status();
+    spdlog::warn("{}: reinitialize: old data directory moved aside to {}", cfg_.name, *moved);
+  }
+  return create_replica(s);
+}
+
+// The configuration files follow the effective configuration; PostgreSQL reloads them.
+// Parameters that need a restart show up as pending_restart.
+Status Executor::reload_config(const Snapshot& s) {
+  const bool as_primary = s.pg.query_ok && !s.pg.in_recovery;
+  if (auto st = write_config(as_primary, s); !st) return st;
+  if (auto st = pg_.reload(); !st) return st;
+  spdlog::info("{}: PostgreSQL configuration reloaded", cfg_.name);
+  callbacks_.fire("on_reload", as_primary ? "master" : "replica");
   return Status::Ok();
 }
 
@@ -84,7 +146,7 @@ Status Executor::promote(const Snapshot& s) {
   state_hint_ = "promoting";
   // PostgreSQL removes standby.signal itself when the promotion completes.
   if (auto st = pg_.promote(start_timeout(s)); !st) return st;
-  if (auto st = pg_.write_configuration(parameters_for(true, s), pg_hba(s)); !st) return st;
+  if (auto st = write_config(true, s); !st) return st;
   if (auto st = pg_.reload(); !st) spdlog::warn("reload after promote failed: {}", st.message());
   state_hint_ = "running";
   following_.clear();
@@ -120,7 +182,7 @@ void Executor::record_history(const Snapshot& s) {
 // are reloadable since PostgreSQL 13, so no restart.
 Status Executor::follow(const Snapshot& s) {
   if (auto st = pg_.write_pgpass(); !st) return st;
-  if (auto st = pg_.write_configuration(parameters_for(false, s), pg_hba(s)); !st) return st;
+  if (auto st = write_config(false, s); !st) return st;
   if (auto st = postgres::write_standby_signal(cfg_.postgresql.data_dir); !st) return st;
   if (auto st = pg_.reload(); !st) return st;
   following_ = s.cluster.leader ? s.cluster.leader->name : "";
@@ -158,7 +220,9 @@ Status Executor::rewind(const Snapshot& s) {
   auto st = postgres::rewind(cfg_, pg_env_, url);
   state_hint_ = "stopped";
   if (!st) {
-    rewind_failed_ = true;
+    // A source that cannot be reached or is not promoted yet (right after a switchover) is
+    // worth another try next cycle; only a rewind that ran and failed is final.
+    if (st.code() != Code::kUnavailable) rewind_failed_ = true;
     return st;
   }
   spdlog::info("{}: pg_rewind from {} done", cfg_.name, s.cluster.leader->name);
@@ -187,7 +251,7 @@ Status Executor::demote(const Snapshot& s) {
     state_hint_ = "stopped";
     return Status::Ok();
   }
-  if (auto st = pg_.write_configuration(parameters_for(false, s), pg_hba(s)); !st) return st;
+  if (auto st = write_config(false, s); !st) return st;
   if (auto st = postgres::write_standby_signal(cfg_.postgresql.data_dir); !st) return st;
   state_hint_ = "starting";
   if (auto st = pg_.start(start_timeout(s)); !st) {
@@ -222,7 +286,7 @@ Status Executor::step_down() {
 
 Status Executor::bootstrap(const Snapshot& s, Outcome& out) {
   if (auto st = dcs_.initialize(true, ""); !st) {
-    if (st.code() == Code::kConflict) return Status::Conflict("another member won the initialize race");
+    if (st.code() == Code::kConflict) return Status::Conflict("lost the initialize race: another member bootstraps the cluster");
     return st;
   }
   spdlog::info("{}: won the initialize race; bootstrapping a new cluster with {}", cfg_.name, cfg_.bootstrap.method);
@@ -252,7 +316,7 @@ Status Executor::bootstrap(const Snapshot& s, Outcome& out) {
   if (auto st = pg_.start(start_timeout(s)); !st) return fail(st, true);
   if (auto st = pg_.create_users(); !st) return fail(st, true);
   if (auto st = pg_.run_post_init(std::chrono::seconds(600)); !st) return fail(st, true);
-  if (auto st = pg_.write_configuration(parameters_for(true, s), pg_hba(s)); !st) return fail(st, true);
+  if (auto st = write_config(true, s); !st) return fail(st, true);
   if (auto st = pg_.reload(); !st) return fail(st, true);
   std::string sysid = pg_.system_identifier();
   // The lock first, then the system identifier: a member that sees the identifier also
@@ -279,8 +343,24 @@ Outcome Executor::execute(const Decision& d, const Snapshot& s) {
     Status st;
     switch (a) {
       case Action::kBootstrap: st = bootstrap(s, out); break;
-      case Action::kStartPrimary: st = start(true, s); break;
-      case Action::kStartReplica: st = start(false, s); break;
+      case Action::kStartPrimary:
+      case Action::kStartReplica:
+        if (d.restart_request) {
+          // A restart request for a stopped PostgreSQL: this start is the restart.
+          auto timeout = d.restart_timeout > 0 ? std::chrono::milliseconds(std::chrono::seconds(d.restart_timeout))
+                                               : start_timeout(s);
+          st = start(a == Action::kStartPrimary, s, timeout, "on_restart");
+          out.restart_status = st;
+        } else {
+          st = start(a == Action::kStartPrimary, s);
+        }
+        break;
+      case Action::kRestart:
+        st = restart(s, d.restart_timeout);
+        out.restart_status = st;
+        break;
+      case Action::kReinitialize: st = reinitialize(s); break;
+      case Action::kReloadConfig: st = reload_config(s); break;
       case Action::kAcquireLock:
         st = dcs_.attempt_to_acquire_leader();
         if (st) out.holds_lock = true;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -21,11 +22,12 @@ double epoch_now() {
 }  // namespace
 
 HaLoop::HaLoop(config::Config cfg, util::Environment pg_env, util::Environment daemon_env,
-               std::unique_ptr<dcs::Dcs> dcs, NodeBoard& board)
+               std::unique_ptr<dcs::Dcs> dcs, NodeBoard& board, RequestMailbox* requests)
     : cfg_(std::move(cfg)),
       pg_env_(std::move(pg_env)),
       dcs_(std::move(dcs)),
       board_(board),
+      requests_(requests),
       pg_(cfg_, pg_env_),
       callbacks_(cfg_.postgresql.callbacks, std::move(daemon_env), cfg_.scope),
       executor_(cfg_, pg_env_, *dcs_, pg_, callbacks_),
@@ -61,15 +63,9 @@ void HaLoop::apply_pending_reload() {
   pg_.set_config(cfg_);
   callbacks_.set_commands(cfg_.postgresql.callbacks);
   spdlog::info("{}: configuration reloaded", cfg_.name);
-  if (pg_.is_running()) {
-    if (auto st = pg_.write_configuration(config::effective_parameters(cfg_, dyn_),
-                                          cfg_.postgresql.pg_hba.empty() ? dyn_.pg_hba : cfg_.postgresql.pg_hba);
-        !st) {
-      spdlog::error("rewriting PostgreSQL configuration failed: {}", st.message());
-      return;
-    }
-    if (auto st = pg_.reload(); st) callbacks_.fire("on_reload", role_);
-  }
+  // decide() has the files rewritten (with the recovery settings a replica needs) and
+  // PostgreSQL reloaded, as Patroni does on SIGHUP.
+  reload_requested_ = true;
 }
 
 LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
@@ -84,8 +80,25 @@ LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
       l.in_recovery = st->in_recovery;
       l.wal_position = st->wal_position;
       l.timeline = st->timeline;
+      l.server_version = st->server_version;
+      l.postmaster_start_time = st->postmaster_start_time;
+      l.pending_restart = st->pending_restart;
       if (!st->system_identifier.empty()) l.sysid = st->system_identifier;
       *state = *st;
+    }
+  }
+  if (l.running) {
+    // Options on the postmaster command line (max_connections, wal_level, ...) change only
+    // with a restart; pg_settings cannot tell, postmaster.opts can.
+    auto changed = pg_.command_line_changes(config::effective_parameters(cfg_, dyn_));
+    if (!changed.empty()) {
+      l.pending_restart = true;
+      std::string names;
+      for (const auto& n : changed) names += (names.empty() ? "" : ", ") + n;
+      if (names != pending_cmdline_logged_) spdlog::info("{}: changed {} (restart required)", cfg_.name, names);
+      pending_cmdline_logged_ = names;
+    } else {
+      pending_cmdline_logged_.clear();
     }
   }
   // pg_controldata only when SQL cannot tell (it is a process per call).
@@ -118,7 +131,10 @@ nlohmann::json HaLoop::member_data(const LocalPostgres& local, const std::option
     d["state"] = "stopped";
   }
   if (!cfg_.tags_json.empty()) d["tags"] = cfg_.tags_json;
-  if (st && st->pending_restart) d["pending_restart"] = true;
+  if (local.pending_restart || (st && st->pending_restart)) d["pending_restart"] = true;
+  if (requests_) {
+    if (auto sr = requests_->scheduled_restart()) d["scheduled_restart"] = scheduled_restart_json(*sr, false);
+  }
   return d;
 }
 
@@ -138,7 +154,7 @@ void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<p
   v.tags = cfg_.tags_json;
   v.api_url = member_data(s.pg, st, role_).value("api_url", "");
   v.conn_url = pg_.connection_url();
-  v.pending_restart = st && st->pending_restart;
+  v.pending_restart = s.pg.pending_restart || (st && st->pending_restart);
   v.last_decision = d.reason;
   v.problem = d.problem;
   board_.publish(std::move(v));
@@ -186,6 +202,13 @@ void HaLoop::cycle() {
   s.remove_data_on_rewind_failure = cfg_.postgresql.remove_data_directory_on_rewind_failure;
   s.rewind_failed = executor_.rewind_failed();
   s.replica_creation_failed = s.now < executor_.replica_retry_after();
+  s.reload_requested = reload_requested_;
+  reload_requested_ = false;
+  s.config_stale = s.pg.running && executor_.config_stale(dyn_);
+  if (requests_) {
+    s.requests = requests_->take();
+    s.scheduled_restart = requests_->scheduled_restart();
+  }
   for (const auto& [name, method] : cfg_.postgresql.replica_methods)
     s.can_clone_without_leader = s.can_clone_without_leader || method.no_master;
   // A leader with a switchover request asks the candidate(s) how far they are.
@@ -217,7 +240,29 @@ void HaLoop::cycle() {
     spdlog::info("{}: {}", cfg_.name, d.reason);
   }
   last_reason_ = d.reason;
+  // Answers known before acting (refusals, "reinitialize started") go out at once.
+  std::vector<uint64_t> answered;
+  if (requests_) {
+    for (const auto& [id, reply] : d.replies) {
+      spdlog::info("{}: operator request answered {}: {}", cfg_.name, reply.status, reply.body);
+      requests_->complete(id, reply);
+      answered.push_back(id);
+    }
+    if (d.restart_request) answered.push_back(d.restart_request);
+    for (const auto& r : s.requests)
+      if (std::find(answered.begin(), answered.end(), r.id) == answered.end())
+        requests_->complete(r.id, {503, "request not handled: " + d.reason});
+  }
   Outcome out = executor_.execute(d, s);
+  if (requests_ && d.drop_scheduled_restart && s.scheduled_restart)
+    requests_->clear_scheduled_restart(s.scheduled_restart->at);
+  if (requests_ && d.restart_request) {
+    RequestReply reply{503, "restart failed"};
+    if (out.restart_status && out.restart_status->ok()) reply = {200, "restarted successfully"};
+    else if (out.restart_status && out.restart_status->code() == Code::kUnavailable) reply = {503, "postgres is still starting"};
+    spdlog::info("{}: restart request answered {}: {}", cfg_.name, reply.status, reply.body);
+    requests_->complete(d.restart_request, reply);
+  }
   was_leader_ = out.holds_lock;
   // Readers (REST API) see the lock as it is after our actions, not as read before them.
   if (last_cluster_) {
@@ -252,6 +297,14 @@ int HaLoop::run() {
     cycle();
     if (stop_ || fatal_) break;
     auto deadline = started + std::chrono::seconds(std::max(1, dyn_.loop_wait));
+    // A scheduled restart runs on time, not up to loop_wait late.
+    if (requests_) {
+      if (auto sr = requests_->scheduled_restart(); sr && sr->at > epoch_now()) {
+        auto due = std::chrono::steady_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>((sr->at - epoch_now()) * 1000) + 50);
+        deadline = std::min(deadline, due);
+      }
+    }
     // Wake early on a DCS change, but not more often than every 500 ms: our own writes
     // also count as changes.
     while (!stop_ && std::chrono::steady_clock::now() < deadline) {
@@ -262,6 +315,7 @@ int HaLoop::run() {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         break;
       }
+      if (requests_ && requests_->has_pending()) break;
       std::lock_guard<std::mutex> l(reload_mu_);
       if (pending_reload_) break;
     }
@@ -272,6 +326,8 @@ int HaLoop::run() {
 
 void HaLoop::shutdown() {
   spdlog::info("{}: shutting down", cfg_.name);
+  if (requests_)
+    for (const auto& r : requests_->take()) requests_->complete(r.id, {503, "pgwarden is shutting down"});
   if (dyn_.pause) {
     spdlog::info("{}: cluster is paused: leaving PostgreSQL running and the leader key in place", cfg_.name);
     callbacks_.stop_all();

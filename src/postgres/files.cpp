@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "pgwarden/postgres/postgres.hpp"
@@ -84,6 +85,16 @@ nlohmann::json Postgres::current_parameters() const {
     for (auto it = cfg_.postgresql.parameters.begin(); it != cfg_.postgresql.parameters.end(); ++it)
       if (!is_command_line_option(it.key())) p[it.key()] = it.value();
   return p;
+}
+
+std::vector<std::string> Postgres::command_line_changes(const nlohmann::json& parameters) const {
+  std::ifstream in(cfg_.postgresql.data_dir + "/postmaster.opts");
+  if (!in) return {};
+  std::stringstream text;
+  text << in.rdbuf();
+  auto running = parse_postmaster_opts(text.str());
+  if (running.empty()) return {};
+  return changed_command_line_options(running, command_line_options(cfg_, parameters));
 }
 
 bool Postgres::data_directory_exists() const {
@@ -175,7 +186,7 @@ Status Postgres::write_configuration(const nlohmann::json& parameters, const std
       }
     }
   }
-  if (auto s = write_atomically(conf, render_postgresql_conf(parameters, include, dir), 0600); !s) return s;
+  if (auto s = write_atomically(conf, render_postgresql_conf(parameters, include, dir, command_line_options(cfg_, parameters)), 0600); !s) return s;
   if (!pg_hba.empty())
     if (auto s = write_atomically(dir + "/pg_hba.conf", render_lines_file(pg_hba), 0600); !s) return s;
   if (!pg.pg_ident.empty())

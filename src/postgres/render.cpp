@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <map>
 #include <string>
 
 #include "pgwarden/postgres/postgres.hpp"
@@ -86,10 +87,18 @@ std::string quote_conf_value(const std::string& value) {
 }
 
 std::string render_postgresql_conf(const nlohmann::json& parameters, const std::string& include_file,
-                                   const std::string& config_dir) {
+                                   const std::string& config_dir, const std::vector<std::string>& command_line) {
   std::string out = kHeader;
   out += "include " + quote_conf_value(include_file) + "\n\n";
   std::vector<std::pair<std::string, std::string>> items;
+  // The command-line options too, with the values they are given there: otherwise a value in
+  // the included file (initdb's max_connections = 100) contradicts the running one and
+  // PostgreSQL reports a pending restart after every reload.
+  for (const auto& o : command_line) {
+    auto eq = o.find('=');
+    if (o.rfind("--", 0) != 0 || eq == std::string::npos) continue;
+    items.emplace_back(o.substr(2, eq - 2), o.substr(eq + 1));
+  }
   bool have_hba = false, have_ident = false;
   if (parameters.is_object()) {
     for (auto it = parameters.begin(); it != parameters.end(); ++it) {
@@ -153,6 +162,41 @@ std::vector<std::string> command_line_options(const config::Config& cfg, const n
     out.push_back("--" + name + "=" + *value);
   }
   return out;
+}
+
+std::vector<std::string> parse_postmaster_opts(const std::string& text) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while ((i = text.find('"', i)) != std::string::npos) {
+    size_t end = text.find('"', i + 1);
+    if (end == std::string::npos) break;
+    std::string arg = text.substr(i + 1, end - i - 1);
+    if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) out.push_back(std::move(arg));
+    i = end + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> changed_command_line_options(const std::vector<std::string>& running,
+                                                      const std::vector<std::string>& wanted) {
+  auto split = [](const std::vector<std::string>& opts) {
+    std::map<std::string, std::string> m;
+    for (const auto& o : opts) {
+      auto eq = o.find('=');
+      if (o.rfind("--", 0) != 0 || eq == std::string::npos) continue;
+      m[o.substr(2, eq - 2)] = o.substr(eq + 1);
+    }
+    return m;
+  };
+  auto a = split(running), b = split(wanted);
+  std::vector<std::string> changed;
+  for (const auto& [name, value] : a) {
+    auto it = b.find(name);
+    if (it == b.end() || it->second != value) changed.push_back(name);
+  }
+  for (const auto& [name, value] : b)
+    if (!a.count(name)) changed.push_back(name);
+  return changed;
 }
 
 std::string postmaster_options_string(const std::vector<std::string>& options) {

@@ -358,6 +358,8 @@ TEST_P(K8sDcs, AnUnreachableApiServerFailsCallsInBoundedTime) {
 TEST_P(K8sDcs, SteadyStateReadsComeFromWatchesNotPolling) {
   auto* a = make("a");
   ASSERT_TRUE(a->load_cluster().ok());
+  // The watches start right after their lists: let them be sent before counting.
+  std::this_thread::sleep_for(500ms);
   auto before = a->api_counters();
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(a->load_cluster().ok());
   auto after = a->api_counters();

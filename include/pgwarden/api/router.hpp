@@ -2,6 +2,7 @@
 // Request dispatch for the REST API, independent of the socket layer so it can be tested
 // without a server: Patroni routes on the method plus the first path segment and falls
 // back to the health-check handler for any other GET/HEAD/OPTIONS.
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -35,6 +36,19 @@ struct HttpResponse {
 // (first value per key wins, '+' is a space, empty values are dropped).
 void split_target(const std::string& target, std::string* path, std::map<std::string, std::string>* query);
 
+// A POST /restart body checked as Patroni's do_POST_restart does. `status` 0: valid.
+struct RestartRequest {
+  int status = 0;
+  std::string error;               // the answer's text when refused
+  ha::RestartFilters filters;
+  std::optional<double> schedule;  // epoch seconds; unset: restart now
+};
+RestartRequest parse_restart_request(const nlohmann::json& body, bool paused, double now);
+
+// Patroni's parse_int(value, 's') for the restart timeout: an integer, or a string with an
+// optional unit (us, ms, s, min, h, d). nullopt when not a number.
+std::optional<int64_t> parse_seconds(const nlohmann::json& value);
+
 class Router {
  public:
   Router(config::RestApiConfig cfg, ServerDeps deps);
@@ -58,6 +72,15 @@ class Router {
   std::optional<nlohmann::json> read_json_object(const HttpRequest& req, HttpResponse* refusal) const;
   HttpResponse patch_config_request(const HttpRequest& req) const;
   HttpResponse put_config_request(const HttpRequest& req) const;
+  // An optional JSON object body (Patroni's _read_json_content(body_is_optional=True)):
+  // none or empty is {}; malformed or not an object is refused with 400.
+  std::optional<nlohmann::json> read_optional_json(const HttpRequest& req, HttpResponse* refusal) const;
+  HttpResponse post_restart(const HttpRequest& req) const;
+  HttpResponse delete_restart() const;
+  HttpResponse post_reload() const;
+  HttpResponse post_reinitialize(const HttpRequest& req) const;
+  // Adds what only the API knows first-hand (the scheduled restart) to a status document.
+  void add_operator_fields(nlohmann::json& doc) const;
 
   config::RestApiConfig cfg_;
   ServerDeps deps_;

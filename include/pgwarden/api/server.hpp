@@ -9,6 +9,7 @@
 
 #include "pgwarden/config/config.hpp"
 #include "pgwarden/ha/node_view.hpp"
+#include "pgwarden/ha/requests.hpp"
 #include "pgwarden/postgres/postgres.hpp"
 #include "pgwarden/util/status.hpp"
 
@@ -28,6 +29,10 @@ struct ServerDeps {
   std::function<Status(const std::string& json, std::optional<int64_t> index)> write_failover = nullptr;
   // Wakes the local HA loop so it acts on a request at once.
   std::function<void()> wake_ha = nullptr;
+  // Operator requests to the HA loop (POST/DELETE /restart, POST /reinitialize). Unset: 503.
+  ha::RequestMailbox* requests = nullptr;
+  // Re-reads the configuration file, as SIGHUP does (POST /reload). Unset: 503.
+  std::function<void()> reload_config = nullptr;
 };
 
 class Server {

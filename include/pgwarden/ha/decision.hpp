@@ -1,8 +1,12 @@
 #pragma once
 // The output of decide(): what this member should do now and why. Plain data; the executor
 // performs the actions in order and stops at the first one that fails.
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "pgwarden/ha/requests.hpp"
 
 namespace pgwarden::ha {
 
@@ -23,6 +27,9 @@ enum class Action {
   kReclone,          // move the data directory aside and clone afresh
   kStepDown,         // switchover: stop PostgreSQL cleanly, release the lock with its final position
   kClearFailover,    // remove a switchover/failover request that is done or cannot be honoured
+  kRestart,          // operator: stop PostgreSQL (fast) and start it again in the same role
+  kReinitialize,     // operator: stop PostgreSQL, move the data directory aside, clone afresh
+  kReloadConfig,     // rewrite postgresql.conf / pg_hba.conf and reload PostgreSQL
 };
 
 const char* to_string(Action a);
@@ -35,6 +42,14 @@ struct Decision {
   // Set when the cluster is stuck in a state only an operator can fix: one line saying what
   // to do, shown in the log and in /patroni (key "problem").
   std::string problem;
+
+  // Operator requests answered before any action runs (refusals, "reinitialize started").
+  std::vector<std::pair<uint64_t, RequestReply>> replies;
+  // The restart request answered by how the restart (or start) goes; 0: none.
+  uint64_t restart_request = 0;
+  int restart_timeout = 0;           // seconds for the start; 0: primary_start_timeout
+  // The scheduled restart is done with (performed now, stale or cancelled by its filters).
+  bool drop_scheduled_restart = false;
 };
 
 }  // namespace pgwarden::ha

@@ -1,7 +1,9 @@
 #pragma once
 // Performs a Decision's actions against the DCS and PostgreSQL, in order, stopping at the
 // first failure. The only HA code that does I/O besides the loop that feeds it.
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "pgwarden/config/config.hpp"
 #include "pgwarden/dcs/dcs.hpp"
@@ -17,6 +19,9 @@ struct Outcome {
   bool holds_lock = false;     // we own the leader key after these actions
   bool fatal = false;          // the daemon must exit (failed bootstrap), as Patroni does
   bool bootstrap_failed = false;
+  // How the restart (kRestart, or the start a restart request rides on) went; unset when it
+  // did not run.
+  std::optional<Status> restart_status;
 };
 
 class Executor {
@@ -36,10 +41,18 @@ class Executor {
   bool rewind_failed() const { return rewind_failed_; }
   // Epoch seconds before which replica creation is not retried after every method failed.
   double replica_retry_after() const { return replica_retry_after_; }
+  // The effective parameters or pg_hba differ from those the configuration files were last
+  // written with (always true before the first write).
+  bool config_stale(const config::DynamicConfig& dyn) const;
 
  private:
   Status bootstrap(const Snapshot& s, Outcome& out);
   Status start(bool as_primary, const Snapshot& s);
+  Status start(bool as_primary, const Snapshot& s, std::chrono::milliseconds timeout, const char* callback);
+  Status write_config(bool as_primary, const Snapshot& s);
+  Status restart(const Snapshot& s, int timeout_seconds);
+  Status reinitialize(const Snapshot& s);
+  Status reload_config(const Snapshot& s);
   Status promote(const Snapshot& s);
   Status demote(const Snapshot& s);
   Status step_down();
@@ -63,6 +76,9 @@ class Executor {
   std::string following_;
   bool rewind_failed_ = false;
   double replica_retry_after_ = 0;
+  // What the configuration files were last written from.
+  std::optional<nlohmann::json> written_parameters_;
+  std::vector<std::string> written_hba_;
 };
 
 }  // namespace pgwarden::ha

@@ -11,6 +11,7 @@
 #include "pgwarden/dcs/dcs.hpp"
 #include "pgwarden/ha/executor.hpp"
 #include "pgwarden/ha/node_view.hpp"
+#include "pgwarden/ha/requests.hpp"
 #include "pgwarden/postgres/postgres.hpp"
 #include "pgwarden/util/callbacks.hpp"
 
@@ -20,8 +21,9 @@ class HaLoop {
  public:
   // `pg_env`: environment for PostgreSQL and its tools (no PATRONI_*/KUBERNETES_*);
   // `daemon_env`: for callbacks (which drop PATRONI_* themselves).
+  // `requests`: operator requests from the REST API (optional; must outlive the loop).
   HaLoop(config::Config cfg, util::Environment pg_env, util::Environment daemon_env, std::unique_ptr<dcs::Dcs> dcs,
-         NodeBoard& board);
+         NodeBoard& board, RequestMailbox* requests = nullptr);
   ~HaLoop();
 
   // Runs until request_stop(); returns the process exit code (0 on a clean stop, 1 when a
@@ -45,6 +47,7 @@ class HaLoop {
   util::Environment pg_env_;
   std::unique_ptr<dcs::Dcs> dcs_;
   NodeBoard& board_;
+  RequestMailbox* requests_;
   postgres::Postgres pg_;
   util::CallbackExecutor callbacks_;
   Executor executor_;
@@ -52,6 +55,8 @@ class HaLoop {
   std::atomic<bool> stop_{false};
   std::mutex reload_mu_;
   std::optional<config::Config> pending_reload_;
+  bool reload_requested_ = false;
+  std::string pending_cmdline_logged_;  // command-line options last reported as changed  // a reload was applied: PostgreSQL reloads on this cycle
 
   bool was_leader_ = false;
   bool bootstrap_allowed_ = true;

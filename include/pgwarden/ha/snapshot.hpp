@@ -2,12 +2,14 @@
 // Everything the HA decision looks at, as plain data: the DCS view, the local PostgreSQL,
 // the dynamic configuration and the clock. Built by the loop; read by decide().
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "pgwarden/config/config.hpp"
 #include "pgwarden/dcs/cluster.hpp"
 #include "pgwarden/ha/peer_status.hpp"
+#include "pgwarden/ha/requests.hpp"
 
 namespace pgwarden::ha {
 
@@ -23,6 +25,11 @@ struct LocalPostgres {
   // The data directory was last a primary (pg_controldata says "in production" or
   // "shut down", not "... in recovery"): joining another leader needs a rewind or a clone.
   bool former_primary = false;
+  int server_version = 0;       // server_version_num; 0 when unknown
+  std::string postmaster_start_time;  // as the state query reports it; "" when unknown
+  // A changed parameter waits for a restart: pg_settings says so, or an option given on the
+  // postmaster command line (postmaster.opts) differs from the effective configuration.
+  bool pending_restart = false;
 };
 
 
@@ -48,6 +55,15 @@ struct Snapshot {
   bool rewind_failed = false;     // a rewind failed in this process; don't retry it
   bool can_clone_without_leader = false;  // a create_replica_method has no_master/no_leader
   bool replica_creation_failed = false;   // every method failed last time: back off
+
+  // Operator requests (REST API) taken this cycle; each gets exactly one answer.
+  std::vector<OperatorRequest> requests;
+  std::optional<ScheduledRestart> scheduled_restart;
+  // SIGHUP or POST /reload: rewrite the configuration files and reload PostgreSQL.
+  bool reload_requested = false;
+  // The effective parameters or pg_hba differ from those PostgreSQL's files were last
+  // written with (a dynamic configuration change): rewrite and reload.
+  bool config_stale = false;
 };
 
 }  // namespace pgwarden::ha

@@ -47,8 +47,10 @@ std::optional<std::string> parameter_text(const nlohmann::json& value);
 std::string quote_conf_value(const std::string& value);
 // postgresql.conf: header comment, `include '<include_file>'`, then `parameters` sorted by name
 // minus the command-line options, then hba_file/ident_file (under config_dir) unless given.
+// `command_line`: the `--name=value` options PostgreSQL is started with, written with the same
+// values (as Patroni does), so the file never contradicts them.
 std::string render_postgresql_conf(const nlohmann::json& parameters, const std::string& include_file,
-                                   const std::string& config_dir);
+                                   const std::string& config_dir, const std::vector<std::string>& command_line = {});
 // pg_hba.conf / pg_ident.conf: header comment plus one line per entry.
 std::string render_lines_file(const std::vector<std::string>& lines);
 // pgpass lines `*:*:*:<user>:<password>` for superuser and replication (':' and '\' escaped);
@@ -57,6 +59,13 @@ std::string render_pgpass(const config::PostgresqlConfig& pg);
 // `--name=value` for every command-line option: listen_addresses/port from postgresql.listen,
 // cluster_name from the scope, the rest from `parameters` or Patroni's defaults.
 std::vector<std::string> command_line_options(const config::Config& cfg, const nlohmann::json& parameters);
+// The `--name=value` options recorded in postmaster.opts (`<program> "-D" "<dir>" "--a=b" ...`):
+// what the running postmaster was started with.
+std::vector<std::string> parse_postmaster_opts(const std::string& text);
+// Names of the `--name=value` options whose values differ between `running` and `wanted`
+// (an option present on one side only counts as changed).
+std::vector<std::string> changed_command_line_options(const std::vector<std::string>& running,
+                                                      const std::vector<std::string>& wanted);
 // The single string given to `pg_ctl -o`; pg_ctl hands it to /bin/sh, so each option is
 // single-quoted for the shell.
 std::string postmaster_options_string(const std::vector<std::string>& options);
@@ -123,6 +132,9 @@ class Postgres {
   // The parameters of the last write_configuration() (start() takes the command-line
   // options from them); until then the configured dynamic + local parameters.
   nlohmann::json current_parameters() const;
+  // Command-line options that would change were PostgreSQL started with `parameters` now
+  // (compared with postmaster.opts); such changes need a restart. Empty when unknown.
+  std::vector<std::string> command_line_changes(const nlohmann::json& parameters) const;
   // Where libpq connects for local work: socket directory or address, and port.
   std::string local_host() const;
   int local_port() const;

@@ -106,7 +106,7 @@ TEST_F(RouterTest, ThrowingDependencyGives500) {
 TEST_F(RouterTest, UnsafeMethodsAuthenticateThenAnswer501) {
   board.publish(leader_view());
   auto open = make();
-  EXPECT_EQ(open.handle(request("POST", "/restart")).status, 501);
+  EXPECT_EQ(open.handle(request("POST", "/citus")).status, 501);
   EXPECT_EQ(open.handle(request("BREW", "/")).status, 501);
 
   cfg.username = "admin";
@@ -127,7 +127,7 @@ TEST_F(RouterTest, UnsafeMethodsAuthenticateThenAnswer501) {
   auto scheme = request("POST", "/reload");
   scheme.headers["authorization"] = "Bearer YWRtaW46czNjcmV0";
   EXPECT_EQ(router.handle(scheme).status, 401);
-  auto right = request("POST", "/reload");
+  auto right = request("POST", "/citus");
   right.headers["authorization"] = "Basic YWRtaW46czNjcmV0";  // admin:s3cret
   EXPECT_EQ(router.handle(right).status, 501);
   EXPECT_EQ(router.handle(request("GET", "/")).status, 200);  // safe methods need no auth

@@ -45,7 +45,9 @@ TEST(PostgresFiles, WriteConfigurationRenamesInitdbConfOnce) {
   std::string conf = test::read_file(dd + "/postgresql.conf");
   EXPECT_NE(conf.find("include 'postgresql.base.conf'\n"), std::string::npos);
   EXPECT_NE(conf.find("work_mem = '8MB'\n"), std::string::npos);
-  EXPECT_EQ(conf.find("port"), std::string::npos);
+  // Command-line options are written with their command-line values (postgresql.listen wins).
+  EXPECT_EQ(conf.find("port = '1'"), std::string::npos);
+  EXPECT_NE(conf.find("port = '" + std::to_string(cfg.postgresql.listen.port) + "'\n"), std::string::npos) << conf;
   EXPECT_NE(conf.find("hba_file = '" + dd + "/pg_hba.conf'"), std::string::npos);
   EXPECT_EQ(file_mode(dd + "/postgresql.conf"), 0600);
   EXPECT_NE(test::read_file(dd + "/pg_hba.conf").find("local all all trust\n"), std::string::npos);
