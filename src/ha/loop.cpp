@@ -131,6 +131,8 @@ nlohmann::json HaLoop::member_data(const LocalPostgres& local, const std::option
     d["state"] = "stopped";
   }
   if (!cfg_.tags_json.empty()) d["tags"] = cfg_.tags_json;
+  // As Patroni: `patronictl pause --wait` looks for it in every member's data.
+  if (dyn_.pause) d["pause"] = true;
   if (local.pending_restart || (st && st->pending_restart)) d["pending_restart"] = true;
   if (requests_) {
     if (auto sr = requests_->scheduled_restart()) d["scheduled_restart"] = scheduled_restart_json(*sr, false);
