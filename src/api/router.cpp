@@ -291,6 +291,10 @@ std::string Router::check_auth(const HttpRequest& req) const {
 }
 
 HttpResponse Router::unsafe(const HttpRequest& req) const {
+  // As Patroni's check_access: over HTTPS with verify_client optional or required, a change
+  // needs a verified client certificate, before any password is looked at.
+  if (req.tls && !req.client_cert && (cfg_.verify_client == "optional" || cfg_.verify_client == "required"))
+    return text(403, "client certificate required");
   const std::string denied = check_auth(req);
   if (!denied.empty()) {
     HttpResponse r = text(401, denied);

@@ -153,6 +153,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       req.headers.emplace(std::move(name), std::string(field.value()));
     }
     req.body = std::move(msg.body());
+    if constexpr (kTls) {
+      req.tls = true;
+      // A certificate is only kept by OpenSSL when it verified (verify_client optional or
+      // required); unsafe requests without one are refused as Patroni does.
+      if (X509* peer = SSL_get1_peer_certificate(stream_.native_handle())) {
+        req.client_cert = SSL_get_verify_result(stream_.native_handle()) == X509_V_OK;
+        X509_free(peer);
+      }
+    }
     version_ = msg.version();
     keep_alive_ = msg.keep_alive();
     net::post(workers_, [self = shared_from_this(), req = std::move(req)] {

@@ -201,6 +201,7 @@ TEST_P(ThreeMembersFull, KilledLeaderRejoinsByRecloneWithoutRewind) {
   for (auto& e : fs::directory_iterator(old->dir()))
     moved = moved || e.path().filename().string().rfind("data.failed", 0) == 0;
   EXPECT_TRUE(moved) << "old data directory was not moved aside";
+  expect_layout(next);
 }
 
 TEST_P(ThreeMembersFull, SigtermOfLeaderHandsOverWithoutWaitingForTtlAndLosesNothing) {
@@ -217,6 +218,7 @@ TEST_P(ThreeMembersFull, SigtermOfLeaderHandsOverWithoutWaitingForTtlAndLosesNot
   EXPECT_LT(took, 25s) << "waited for the TTL";
   EXPECT_EQ(next->sql("SELECT count(*) FROM rows"), "200") << logs();
   EXPECT_EQ(next->sql("INSERT INTO rows VALUES (1000)"), "OK");
+  expect_layout(next);
 }
 
 TEST_P(ThreeMembersFull, PrimaryDemotesWhenTheDcsIsGoneLongerThanTtl) {
@@ -233,6 +235,7 @@ TEST_P(ThreeMembersFull, PrimaryDemotesWhenTheDcsIsGoneLongerThanTtl) {
   EXPECT_TRUE(wait_until([&] { again = leader(); return again && again->sql("CREATE TABLE after_outage(x int)") == "OK"; },
                          90s))
       << logs();
+  if (again) expect_layout(again);
 }
 
 TEST_P(ThreeMembersFull, NofailoverMemberIsNeverPromoted) {

@@ -21,6 +21,8 @@ struct HttpRequest {
   std::map<std::string, std::string> query;    // first value per key, blank values dropped
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
+  bool tls = false;          // arrived over HTTPS
+  bool client_cert = false;  // and the client presented a certificate that verified
 };
 
 struct HttpResponse {

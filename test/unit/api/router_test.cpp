@@ -135,3 +135,36 @@ TEST_F(RouterTest, UnsafeMethodsAuthenticateThenAnswer501) {
 
 }  // namespace
 }  // namespace pgwarden::api
+
+namespace pgwarden::api {
+namespace {
+
+// Patroni's check_access: over HTTPS with verify_client optional (or required), a change needs
+// a verified client certificate; that check comes before the password.
+TEST_F(RouterTest, UnsafeRequestsOverHttpsNeedAClientCertificateWhenVerifyClientIsSet) {
+  board.publish(leader_view());
+  cfg.certfile = "/irrelevant/here.crt";
+  cfg.verify_client = "optional";
+  cfg.username = "admin";
+  cfg.password = "s3cret";
+  auto router = make();
+  HttpRequest no_cert = request("POST", "/citus");
+  no_cert.tls = true;
+  auto res = router.handle(no_cert);
+  EXPECT_EQ(res.status, 403);
+  EXPECT_EQ(res.body, "client certificate required");
+  HttpRequest with_cert = no_cert;
+  with_cert.client_cert = true;
+  EXPECT_EQ(router.handle(with_cert).status, 401);  // then the password, as usual
+  // Reading needs no certificate.
+  HttpRequest get = request("GET", "/patroni");
+  get.tls = true;
+  EXPECT_EQ(router.handle(get).status, 200);
+  // verify_client none: no certificate asked for.
+  cfg.verify_client = "none";
+  auto open = make();
+  EXPECT_EQ(open.handle(no_cert).status, 401);
+}
+
+}  // namespace
+}  // namespace pgwarden::api
