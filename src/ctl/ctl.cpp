@@ -717,7 +717,8 @@ std::string edit_in_editor(const std::string& before, const std::string& cluster
       }
     }
   if (editor.empty()) fail("EDITOR environment variable is not set. editor or vi are not available");
-  std::string path = "/tmp/" + cluster_name + "-config-XXXXXX.yaml";
+  // mkstemps replaces the six characters before the suffix.
+  std::string path = "/tmp/" + cluster_name + "-config-" + std::string(6, 'X') + ".yaml";
   std::vector<char> tmpl(path.begin(), path.end());
   tmpl.push_back('\0');
   int fd = mkstemps(tmpl.data(), 5);

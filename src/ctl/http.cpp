@@ -41,49 +41,10 @@ std::string base64(const std::string& in) {
   return out;
 }
 
-std::string openssl_error() {
-  std::string out;
-  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
-    if (!out.empty()) out += "; ";
-    const char* reason = ERR_reason_error_string(e);
-    out += reason ? reason : "error " + std::to_string(e);
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
-
 bool ip_literal(const std::string& host) {
   error_code ec;
   asio::ip::make_address(host, ec);
   return !ec;
-}
-
-Result<std::unique_ptr<asio::ssl::context>> make_tls_context(const ha::PeerTlsOptions& o) {
-  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-  SSL_CTX* native = ctx->native_handle();
-  ERR_clear_error();
-  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  if (o.insecure && o.cert_file.empty()) {
-    SSL_CTX_set_verify(native, SSL_VERIFY_NONE, nullptr);
-  } else {
-    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
-    if (!o.ca_file.empty()) {
-      if (SSL_CTX_load_verify_locations(native, o.ca_file.c_str(), nullptr) != 1)
-        return Status::Invalid("cannot load the CA file " + o.ca_file + ": " + openssl_error());
-    } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
-      return Status::Invalid("cannot load the system's certificate authorities: " + openssl_error());
-    }
-  }
-  if (!o.cert_file.empty()) {
-    const std::string& key = o.key_file.empty() ? o.cert_file : o.key_file;
-    if (!o.key_password.empty())
-      ctx->set_password_callback([p = o.key_password](std::size_t, asio::ssl::context::password_purpose) { return p; });
-    if (SSL_CTX_use_certificate_chain_file(native, o.cert_file.c_str()) != 1)
-      return Status::Invalid("cannot load the client certificate " + o.cert_file + ": " + openssl_error());
-    if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(native) != 1)
-      return Status::Invalid("cannot load the client key " + key + ": " + openssl_error());
-  }
-  ERR_clear_error();
-  return ctx;
 }
 
 template <class Stream>
@@ -216,7 +177,7 @@ Result<HttpResponse> request_member(const std::string& api_url, const std::strin
   const auto deadline = Clock::now() + options.timeout;
   try {
     if (url->scheme == "https") {
-      auto tls = make_tls_context(options.tls);
+      auto tls = ha::make_client_tls_context(options.tls);
       if (!tls) return tls.status();
       return Exchange<TlsStream>(*url, std::move(req), deadline, **tls, !options.tls.insecure).run();
     }

@@ -216,40 +216,6 @@ std::string openssl_error() {
   return out.empty() ? "unknown OpenSSL error" : out;
 }
 
-// The client context shared by one round of fetches (SSL_CTX is safe to share between
-// threads once set up).
-Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(const PeerTlsOptions& o) {
-  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-  SSL_CTX* native = ctx->native_handle();
-  ERR_clear_error();
-  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  if (o.insecure && o.cert_file.empty()) {
-    SSL_CTX_set_verify(native, SSL_VERIFY_NONE, nullptr);
-  } else {
-    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
-    if (!o.ca_file.empty()) {
-      if (SSL_CTX_load_verify_locations(native, o.ca_file.c_str(), nullptr) != 1)
-        return Status::Invalid("cannot load the CA file " + o.ca_file + ": " + openssl_error());
-    } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
-      return Status::Invalid("cannot load the system's certificate authorities: " + openssl_error());
-    }
-  }
-  if (!o.cert_file.empty()) {
-    const std::string& key = o.key_file.empty() ? o.cert_file : o.key_file;
-    if (!o.key_password.empty()) {
-      ctx->set_password_callback(
-          [password = o.key_password](std::size_t, asio::ssl::context::password_purpose) { return password; });
-    }
-    if (SSL_CTX_use_certificate_chain_file(native, o.cert_file.c_str()) != 1)
-      return Status::Invalid("cannot load the client certificate " + o.cert_file + ": " + openssl_error());
-    if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(native) != 1)
-      return Status::Invalid("cannot load the client key " + key + ": " + openssl_error());
-  }
-  ERR_clear_error();
-  return ctx;
-}
-
 // One GET on its own io_context, every step bounded by the same absolute deadline.
 // `Stream` is beast::tcp_stream (http) or TlsStream (https).
 template <class Stream>
@@ -406,6 +372,42 @@ void fetch_one(const std::shared_ptr<Pending>& state, std::size_t i, const std::
 }
 
 }  // namespace
+
+// The client context shared by one round of fetches (SSL_CTX is safe to share between
+// threads once set up).
+Result<std::shared_ptr<boost::asio::ssl::context>> make_client_tls_context(const PeerTlsOptions& o) {
+  namespace asio = boost::asio;
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX* native = ctx->native_handle();
+  ERR_clear_error();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  if (o.insecure && o.cert_file.empty()) {
+    SSL_CTX_set_verify(native, SSL_VERIFY_NONE, nullptr);
+  } else {
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+    if (!o.ca_file.empty()) {
+      if (SSL_CTX_load_verify_locations(native, o.ca_file.c_str(), nullptr) != 1)
+        return Status::Invalid("cannot load the CA file " + o.ca_file + ": " + openssl_error());
+    } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
+      return Status::Invalid("cannot load the system's certificate authorities: " + openssl_error());
+    }
+  }
+  if (!o.cert_file.empty()) {
+    const std::string& key = o.key_file.empty() ? o.cert_file : o.key_file;
+    if (!o.key_password.empty()) {
+      ctx->set_password_callback(
+          [password = o.key_password](std::size_t, asio::ssl::context::password_purpose) { return password; });
+    }
+    if (SSL_CTX_use_certificate_chain_file(native, o.cert_file.c_str()) != 1)
+      return Status::Invalid("cannot load the client certificate " + o.cert_file + ": " + openssl_error());
+    if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(native) != 1)
+      return Status::Invalid("cannot load the client key " + key + ": " + openssl_error());
+  }
+  ERR_clear_error();
+  return ctx;
+}
+
 
 PeerTlsOptions peer_tls_options(const config::Config& cfg) {
   auto ctl_value = [&](const char* key) -> std::string {

@@ -5,12 +5,17 @@
 // the rules can be tested without sockets; fetching is the only part that does I/O.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "pgwarden/config/config.hpp"
 #include "pgwarden/dcs/cluster.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
 
 namespace pgwarden::ha {
 
@@ -52,6 +57,11 @@ struct PeerTlsOptions {
   bool insecure = false;
 };
 PeerTlsOptions peer_tls_options(const config::Config& cfg);
+
+// An OpenSSL client context for those options (CA, client certificate and key, insecure),
+// shared by every HTTPS client of the project (peer fetches, pgwarden ctl). kInvalid names
+// the file that could not be loaded.
+Result<std::shared_ptr<boost::asio::ssl::context>> make_client_tls_context(const PeerTlsOptions& o);
 
 // GETs every member's api_url concurrently (http or https); the result has one entry per
 // member, in the same order. Each request (resolve, connect, TLS handshake, send, receive) is
