@@ -143,7 +143,11 @@ int run_daemon(const std::string& config_path) {
         loop.request_stop();
       } else if (sig == SIGHUP) {
         auto r = load_config(config_path, env);
-        if (report(r)) loop.request_reload(*r.config);
+        if (report(r)) {
+          if (auto st = server.reload_tls(r.config->restapi); !st)
+            spdlog::error("SIGHUP: REST API TLS settings not reloaded: {}", st.message());
+          loop.request_reload(*r.config);
+        }
         else spdlog::error("SIGHUP: configuration has errors; keeping the running one");
       }
     }

@@ -302,6 +302,8 @@ HttpResponse Router::unsafe(const HttpRequest& req) const {
     return r;
   }
   const std::string segment = first_segment(req.path);
+  // No failsafe mode here: Patroni answers 502 while it is off.
+  if (segment == "failsafe" && req.method == "POST") return text(502, "Failsafe mode is not enabled");
   if (segment == "config") {
     if (req.method == "PATCH") return patch_config_request(req);
     if (req.method == "PUT") return put_config_request(req);

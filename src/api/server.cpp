@@ -71,9 +71,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Session(tcp::socket socket, const Router& router, net::thread_pool& workers)
     requires(!kTls)
       : stream_(std::move(socket)), router_(router), workers_(workers) {}
-  Session(tcp::socket socket, net::ssl::context& tls, const Router& router, net::thread_pool& workers)
+  Session(tcp::socket socket, std::shared_ptr<net::ssl::context> tls, const Router& router, net::thread_pool& workers)
     requires(kTls)
-      : stream_(std::move(socket), tls), router_(router), workers_(workers) {}
+      : stream_(std::move(socket), *tls), router_(router), workers_(workers), tls_ctx_(std::move(tls)) {}
 
   void start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
@@ -259,6 +259,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Stream stream_;
   const Router& router_;
   net::thread_pool& workers_;
+  // Keeps the context this connection was made with alive across a reload.
+  std::shared_ptr<net::ssl::context> tls_ctx_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> response_;
@@ -390,8 +392,13 @@ struct Server::Impl {
       }
       beast::error_code ignored;
       socket.set_option(net::socket_base::keep_alive(true), ignored);
-      if (tls) {
-        std::make_shared<Session<TlsStream>>(std::move(socket), *tls, router, *workers)->start();
+      std::shared_ptr<net::ssl::context> ctx;
+      {
+        std::lock_guard<std::mutex> lock(tls_mu);
+        ctx = tls;
+      }
+      if (ctx) {
+        std::make_shared<Session<TlsStream>>(std::move(socket), std::move(ctx), router, *workers)->start();
       } else {
         std::make_shared<Session<beast::tcp_stream>>(std::move(socket), router, *workers)->start();
       }
@@ -418,6 +425,7 @@ struct Server::Impl {
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<net::steady_timer> retry_timer;
   std::unique_ptr<net::thread_pool> workers;
+  std::mutex tls_mu;                        // guards tls (reload_tls swaps it)
   std::shared_ptr<net::ssl::context> tls;  // set when restapi.certfile is
   std::thread io_thread;
   int port = 0;
@@ -466,6 +474,24 @@ Status Server::start() {
     return Status::Failed(std::string("REST API: cannot start: ") + e.what());
   }
   spdlog::info("REST API listening on port {}{}", impl_->port, impl_->tls ? " (HTTPS)" : "");
+  return Status::Ok();
+}
+
+Status Server::reload_tls(const config::RestApiConfig& cfg) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  bool running_tls;
+  {
+    std::lock_guard<std::mutex> tl(impl_->tls_mu);
+    running_tls = impl_->tls != nullptr;
+  }
+  if (cfg.certfile.empty() != !running_tls)
+    return Status::Invalid("restapi: switching between HTTP and HTTPS needs a restart");
+  if (!running_tls) return Status::Ok();
+  auto ctx = make_server_tls_context(cfg);
+  if (!ctx) return ctx.status();
+  std::lock_guard<std::mutex> tl(impl_->tls_mu);
+  impl_->tls = std::move(*ctx);
+  spdlog::info("REST API: TLS certificate and settings reloaded");
   return Status::Ok();
 }
 

@@ -44,6 +44,10 @@ class Server {
   Status start();
   void stop();
   int bound_port() const;  // the actual port (useful when listen port is 0)
+  // Reloads the certificate, key, CA and verify_client settings (SIGHUP, as Patroni does when
+  // the chart's certificate secret rotates): new connections use them, open ones keep theirs.
+  // On error the running settings stay. Switching between HTTP and HTTPS needs a restart.
+  Status reload_tls(const config::RestApiConfig& cfg);
 
  private:
   struct Impl;

@@ -168,3 +168,16 @@ TEST_F(RouterTest, UnsafeRequestsOverHttpsNeedAClientCertificateWhenVerifyClient
 
 }  // namespace
 }  // namespace pgwarden::api
+
+namespace pgwarden::api {
+namespace {
+
+TEST_F(RouterTest, FailsafeIsOffGetAndPostAnswer502) {
+  board.publish(leader_view());
+  auto router = make();
+  EXPECT_EQ(router.handle(request("GET", "/failsafe")).status, 502);
+  EXPECT_EQ(router.handle(request("POST", "/failsafe")).status, 502);
+}
+
+}  // namespace
+}  // namespace pgwarden::api

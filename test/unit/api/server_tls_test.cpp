@@ -293,3 +293,34 @@ TEST(PeerTlsOptions, CtlWinsOverRestapi) {
 
 }  // namespace
 }  // namespace pgwarden::api
+
+namespace pgwarden::api {
+namespace {
+
+// The chart rotates its certificate secret; SIGHUP reloads it for new connections.
+TEST_F(ServerTlsTest, ReloadSwapsTheCertificateForNewConnections) {
+  start();
+  EXPECT_EQ(get("/health", trusting()).status, 200);
+  test::TempDir other{"pgwarden-tls-rotated"};
+  auto rotated = test::make_test_tls(other.path());
+  config::RestApiConfig next = cfg;
+  next.certfile = rotated.cert_file;
+  next.keyfile = rotated.key_file;
+  // A broken reload keeps what runs.
+  config::RestApiConfig broken = cfg;
+  broken.certfile = other.file("missing.crt");
+  EXPECT_FALSE(server->reload_tls(broken).ok());
+  EXPECT_EQ(get("/health", trusting()).status, 200);
+  // A good one: new connections are served with the new certificate only.
+  ASSERT_TRUE(server->reload_tls(next).ok());
+  EXPECT_EQ(get("/health", {rotated.ca_file, "", ""}).status, 200);
+  std::string error;
+  EXPECT_EQ(get("/health", trusting(), &error).status, 0);
+  // Turning TLS off needs a restart.
+  config::RestApiConfig plain = cfg;
+  plain.certfile.clear();
+  EXPECT_FALSE(server->reload_tls(plain).ok());
+}
+
+}  // namespace
+}  // namespace pgwarden::api
