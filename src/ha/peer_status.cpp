@@ -356,7 +356,7 @@ void fetch_one(const std::shared_ptr<Pending>& state, std::size_t i, const std::
       error = body.status().message();
     } else {
       st = parse_peer_status(name, *body);
-      if (!st.reachable) error = "reply is not a status document with xlog";
+      if (!st.reachable) error = "reply is not a status document with xlog: " + body->substr(0, 200);
     }
   } catch (const std::exception& e) {
     error = e.what();
