@@ -135,9 +135,15 @@ TEST_F(RestTls, KilledLeaderFailsOverComparingWalOverHttps) {
   ASSERT_TRUE(wait_until(
       [&] {
         old = leader();
-        // Members stream under their own names; pg_basebackup's WAL stream does not count.
-        return old && old->sql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' "
-                               "AND application_name LIKE 'node%'") == "2";
+        if (!old) return false;
+        // Asked on the replicas: a base backup's WAL stream (same application_name) does not
+        // count, only a running standby's WAL receiver.
+        int streaming = 0;
+        for (auto& m : members)
+          if (m.get() != old && m->sql("SELECT status || ':' || sender_port FROM pg_stat_wal_receiver") ==
+                                    "streaming:" + std::to_string(old->pg_port()))
+            ++streaming;
+        return streaming == 2;
       },
       150s))
       << logs();
