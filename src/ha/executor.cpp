@@ -6,6 +6,7 @@
 #include <ctime>
 #include <thread>
 
+#include "pgwarden/postgres/custom_bootstrap.hpp"
 #include "pgwarden/postgres/recovery.hpp"
 #include "pgwarden/postgres/replica.hpp"
 #include "pgwarden/postgres/rewind.hpp"
@@ -284,6 +285,74 @@ Status Executor::step_down() {
   return Status::Ok();
 }
 
+// bootstrap.method names a script (typically a restore from a backup): run it, start what it
+// left with trust access for our users (the restored passwords are the source cluster's), and
+// wait until PostgreSQL has left recovery as a primary, as Patroni's custom bootstrap.
+Status Executor::custom_bootstrap(const Snapshot& s) {
+  const std::string& name = cfg_.bootstrap.method;
+  auto it = cfg_.bootstrap.methods.find(name);
+  if (it == cfg_.bootstrap.methods.end())
+    return Status::Invalid("bootstrap.method names \"" + name + "\" but there is no bootstrap." + name + " section");
+  const config::CustomMethod& method = it->second;
+  state_hint_ = "running custom bootstrap script";
+  if (auto st = postgres::run_custom_bootstrap(cfg_, pg_env_, method); !st) {
+    state_hint_ = "custom bootstrap failed";
+    return st;
+  }
+  if (!pg_.is_initialized())
+    return Status::Failed("custom bootstrap script " + name + " exited 0 but left no cluster in " +
+                          cfg_.postgresql.data_dir);
+  auto prepared = postgres::prepare_restored_data_dir(cfg_, method);
+  if (!prepared) return prepared.status();
+  if (auto st = pg_.write_pgpass(); !st) return st;
+  nlohmann::json params = parameters_for(true, s);
+  for (const auto& [k, v] : prepared->recovery_parameters.items()) params[k] = v;
+  if (prepared->hot_standby_off) {
+    params["hot_standby"] = "off";
+    restart_after_bootstrap_ = true;
+  }
+  if (auto st = pg_.write_configuration(params, postgres::custom_bootstrap_hba(cfg_, pg_.local_host())); !st)
+    return st;
+  state_hint_ = "starting";
+  // pg_ctl may give up waiting while a long recovery runs (kUnavailable): the wait below
+  // decides when the cluster is ready.
+  if (auto st = pg_.start(start_timeout(s)); !st && st.code() != Code::kUnavailable) return st;
+  spdlog::info("{}: custom bootstrap {} done; {}", cfg_.name, name,
+               prepared->recovery ? "waiting for the end of recovery" : "starting PostgreSQL");
+  return wait_for_end_of_recovery();
+}
+
+Status Executor::wait_for_end_of_recovery() {
+  using clock = std::chrono::steady_clock;
+  state_hint_ = "waiting for end of recovery after bootstrap";
+  auto next_log = clock::now() + std::chrono::seconds(30);
+  bool promoted = false;
+  for (;;) {
+    if (stopping_ && stopping_()) return Status::Failed("shutdown requested while waiting for the end of recovery");
+    if (!pg_.is_running())
+      return Status::Failed("PostgreSQL stopped before its recovery ended (a recovery_target_action of shutdown, "
+                            "or see " + pg_.log_file() + ")");
+    if (auto q = pg_.query_state()) {
+      if (!q->in_recovery) {
+        state_hint_ = "running";
+        spdlog::info("{}: recovery after bootstrap ended on timeline {}", cfg_.name, q->timeline);
+        return Status::Ok();
+      }
+      if (q->replay_paused && !promoted) {
+        // recovery_target_action pause (PostgreSQL's default): the target is reached.
+        spdlog::info("{}: recovery paused at its target; promoting", cfg_.name);
+        if (auto st = pg_.promote(std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout))); !st) return st;
+        promoted = true;
+      }
+    }
+    if (clock::now() >= next_log) {
+      spdlog::info("{}: waiting for end of recovery after bootstrap", cfg_.name);
+      next_log = clock::now() + std::chrono::seconds(30);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 Status Executor::bootstrap(const Snapshot& s, Outcome& out) {
   if (auto st = dcs_.initialize(true, ""); !st) {
     if (st.code() == Code::kConflict) return Status::Conflict("lost the initialize race: another member bootstraps the cluster");
@@ -304,20 +373,27 @@ Status Executor::bootstrap(const Snapshot& s, Outcome& out) {
       spdlog::error("could not release the initialize key: {}", st.message());
     return Status::Failed("bootstrap failed: " + why.message());
   };
-  if (cfg_.bootstrap.method != "initdb")
-    return fail(Status::Invalid("bootstrap method '" + cfg_.bootstrap.method +
-                                "' (custom bootstrap) is handled from the backup issue on; use initdb"),
-                false);
-  state_hint_ = "initializing new cluster";
-  if (auto st = pg_.initdb(); !st) return fail(st, true);
-  if (auto st = pg_.write_pgpass(); !st) return fail(st, true);
-  // initdb's own pg_hba (local trust) stays until the users exist.
-  if (auto st = pg_.write_configuration(parameters_for(true, s), {}); !st) return fail(st, true);
-  if (auto st = pg_.start(start_timeout(s)); !st) return fail(st, true);
+  if (cfg_.bootstrap.method != "initdb") {
+    if (auto st = custom_bootstrap(s); !st) return fail(st, true);
+  } else {
+    state_hint_ = "initializing new cluster";
+    if (auto st = pg_.initdb(); !st) return fail(st, true);
+    if (auto st = pg_.write_pgpass(); !st) return fail(st, true);
+    // initdb's own pg_hba (local trust) stays until the users exist.
+    if (auto st = pg_.write_configuration(parameters_for(true, s), {}); !st) return fail(st, true);
+    if (auto st = pg_.start(start_timeout(s)); !st) return fail(st, true);
+  }
   if (auto st = pg_.create_users(); !st) return fail(st, true);
   if (auto st = pg_.run_post_init(std::chrono::seconds(600)); !st) return fail(st, true);
   if (auto st = write_config(true, s); !st) return fail(st, true);
-  if (auto st = pg_.reload(); !st) return fail(st, true);
+  if (restart_after_bootstrap_) {
+    // hot_standby was off for the recovery; the command line only changes with a restart.
+    restart_after_bootstrap_ = false;
+    if (auto st = pg_.stop("fast", start_timeout(s)); !st) return fail(st, true);
+    if (auto st = pg_.start(start_timeout(s)); !st) return fail(st, true);
+  } else if (auto st = pg_.reload(); !st) {
+    return fail(st, true);
+  }
   std::string sysid = pg_.system_identifier();
   // The lock first, then the system identifier: a member that sees the identifier also
   // sees a leader to clone from, never an initialised cluster without one.

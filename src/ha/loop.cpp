@@ -31,7 +31,9 @@ HaLoop::HaLoop(config::Config cfg, util::Environment pg_env, util::Environment d
       pg_(cfg_, pg_env_),
       callbacks_(cfg_.postgresql.callbacks, std::move(daemon_env), cfg_.scope),
       executor_(cfg_, pg_env_, *dcs_, pg_, callbacks_),
-      dyn_(cfg_.dynamic) {}
+      dyn_(cfg_.dynamic) {
+  executor_.set_stop_check([this] { return stop_.load(); });
+}
 
 HaLoop::~HaLoop() = default;
 

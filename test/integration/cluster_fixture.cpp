@@ -51,13 +51,15 @@ void PgwardenMember::write_config() {
     << "\n    maximum_lag_on_failover: 1048576\n    postgresql:\n      use_pg_rewind: "
     << (opts_.use_pg_rewind ? "true" : "false") << "\n"
     << "      parameters:\n        wal_level: replica\n        max_connections: 50\n"
-    << "  initdb:\n    - encoding: UTF8\n    - data-checksums\n";
+    << expand(opts_.dcs_parameters_yaml) << "  initdb:\n    - encoding: UTF8\n    - data-checksums\n";
   if (!opts_.post_init.empty()) y << "  post_init: " << opts_.post_init << "\n";
+  y << expand(opts_.bootstrap_yaml);
   y << "postgresql:\n  listen: 127.0.0.1:" << pg_port_ << "\n  connect_address: 127.0.0.1:" << pg_port_ << "\n"
     << "  data_dir: " << data_dir() << "\n  bin_dir: " << pg_bin_dir() << "\n  pgpass: " << dir_.file("pgpass")
     << "\n  use_unix_socket: true\n"
     << "  authentication:\n    superuser:\n      username: postgres\n    replication:\n      username: standby\n"
     << "  parameters:\n    unix_socket_directories: " << dir_.path() << "\n"
+    << expand(opts_.parameters_yaml)
     << "  pg_hba:\n    - local all all trust\n    - host all all 127.0.0.1/32 md5\n"
     << "    - host replication standby 127.0.0.1/32 md5\n";
   if (!opts_.callback.empty()) {
@@ -65,7 +67,8 @@ void PgwardenMember::write_config() {
     for (const char* a : {"on_start", "on_stop", "on_restart", "on_reload", "on_role_change"})
       y << "    " << a << ": " << opts_.callback << "\n";
   }
-  y << opts_.extra_yaml;
+  y << expand(opts_.postgresql_yaml);
+  y << expand(opts_.extra_yaml);
   write_file(config_path(), y.str(), 0600);
 }
 
@@ -75,7 +78,7 @@ void PgwardenMember::start() {
                                               {"PATRONI_TEST_MARKER", "must-not-leak"},
                                               {"KUBERNETES_TEST_MARKER", "must-not-reach-postgres"}};
   for (auto& [k, v] : dcs_.env(opts_.name)) extra[k] = v;
-  for (auto& [k, v] : opts_.extra_env) extra[k] = v;
+  for (auto& [k, v] : opts_.extra_env) extra[k] = expand(v);
   std::vector<std::string> argv{PGWARDEN_BINARY, config_path()};
   if (opts_.as_pid1) {
     // A user namespace mapping only our own uid: PostgreSQL still sees a non-root user.
@@ -105,6 +108,24 @@ std::optional<int> PgwardenMember::postmaster_pid() const {
   if (!(f >> pid) || pid <= 0) return std::nullopt;
   if (kill(pid, 0) != 0) return std::nullopt;
   return pid;
+}
+
+std::string PgwardenMember::expand(const std::string& s) const {
+  const std::pair<std::string, std::string> subst[] = {
+      {"{data_dir}", data_dir()}, {"{pg_port}", std::to_string(pg_port_)}, {"{dir}", dir_.path()}};
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    bool replaced = false;
+    for (const auto& [from, to] : subst)
+      if (s.compare(i, from.size(), from) == 0) {
+        out += to;
+        i += from.size();
+        replaced = true;
+        break;
+      }
+    if (!replaced) out += s[i++];
+  }
+  return out;
 }
 
 std::string PgwardenMember::conninfo() const {

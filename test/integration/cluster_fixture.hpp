@@ -21,6 +21,23 @@ struct MemberOptions {
   std::string callback;                          // script path for every callback, empty for none
   std::string extra_yaml;                        // appended at top level
   std::map<std::string, std::string> extra_env;  // e.g. PATRONI_* overrides
+  // YAML lines spliced into the sections the fixture writes itself (so no key appears twice).
+  // Each line carries its own indentation and ends with "\n":
+  //  - postgresql_yaml: inside `postgresql:` after everything else, 2 spaces
+  //    ("  create_replica_methods: [pgbackrest, basebackup]\n"); not `parameters`/`pg_hba`,
+  //    which the fixture writes (use parameters_yaml);
+  //  - parameters_yaml: under postgresql.parameters (local), 4 spaces;
+  //  - bootstrap_yaml: inside `bootstrap:` after the default `initdb:` list and post_init,
+  //    2 spaces ("  method: restore_or_initdb\n  restore_or_initdb:\n    command: ...\n");
+  //  - dcs_parameters_yaml: under bootstrap.dcs.postgresql.parameters (after wal_level and
+  //    max_connections), 8 spaces ("        archive_mode: 'on'\n").
+  // Placeholders {data_dir}, {pg_port} and {dir} (the member's temp dir, which is also its unix
+  // socket directory) are replaced in these four, in extra_yaml and in extra_env values
+  // (see PgwardenMember::expand).
+  std::string postgresql_yaml;
+  std::string parameters_yaml;
+  std::string bootstrap_yaml;
+  std::string dcs_parameters_yaml;
   // Run pgwarden as PID 1 of a new PID namespace (unshare), as a container runtime would.
   bool as_pid1 = false;
   bool use_pg_rewind = true;  // bootstrap.dcs.postgresql.use_pg_rewind
@@ -54,6 +71,8 @@ class PgwardenMember {
   // Runs SQL as the superuser over TCP with the password; returns the first value or the error.
   std::string sql(const std::string& query) const;
   std::string conninfo() const;
+  // `s` with {data_dir}, {pg_port} and {dir} replaced by this member's values.
+  std::string expand(const std::string& s) const;
 
  private:
   void write_config();

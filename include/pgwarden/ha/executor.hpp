@@ -1,6 +1,7 @@
 #pragma once
 // Performs a Decision's actions against the DCS and PostgreSQL, in order, stopping at the
 // first failure. The only HA code that does I/O besides the loop that feeds it.
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +33,10 @@ class Executor {
 
   Outcome execute(const Decision& d, const Snapshot& s);
 
+  // Asked during long waits (the end of a restored cluster's recovery): true once the daemon
+  // is shutting down, so the wait gives up instead of holding the shutdown.
+  void set_stop_check(std::function<bool()> stopping) { stopping_ = std::move(stopping); }
+
   // Current Patroni-style postgres state string (running, starting, initializing new
   // cluster, ...), updated while actions run.
   const std::string& pg_state_hint() const { return state_hint_; }
@@ -47,6 +52,8 @@ class Executor {
 
  private:
   Status bootstrap(const Snapshot& s, Outcome& out);
+  Status custom_bootstrap(const Snapshot& s);
+  Status wait_for_end_of_recovery();
   Status start(bool as_primary, const Snapshot& s);
   Status start(bool as_primary, const Snapshot& s, std::chrono::milliseconds timeout, const char* callback);
   Status write_config(bool as_primary, const Snapshot& s);
@@ -73,6 +80,9 @@ class Executor {
   postgres::Postgres& pg_;
   util::CallbackExecutor& callbacks_;
   std::string state_hint_;
+  std::function<bool()> stopping_;
+  // A custom bootstrap started PostgreSQL with hot_standby off for its recovery.
+  bool restart_after_bootstrap_ = false;
   std::string following_;
   bool rewind_failed_ = false;
   double replica_retry_after_ = 0;
