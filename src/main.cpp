@@ -1,5 +1,7 @@
 // pgwarden: `pgwarden [--version] [--validate-config] [CONFIG.yml]`, the same command line as
 // `patroni`, so the timescaledb-single chart can exec it unchanged (also as PID 1).
+// `pgwarden ctl ...` is patronictl; `pgwarden backup-server ...` is the chart's pgBackRest
+// backup API sidecar (pgbackrest-rest.py's options).
 #include <CLI/CLI.hpp>
 #include <malloc.h>
 #include <pthread.h>
@@ -13,7 +15,9 @@
 #include <thread>
 
 #include "pgwarden/api/fresh_state.hpp"
+#include "pgwarden/api/router.hpp"
 #include "pgwarden/api/server.hpp"
+#include "pgwarden/backup/service.hpp"
 #include "pgwarden/config/config.hpp"
 #include "pgwarden/ctl/ctl.hpp"
 #include "pgwarden/dcs/dcs.hpp"
@@ -27,6 +31,7 @@ namespace {
 using namespace pgwarden;
 
 constexpr int kExitInvalidConfig = 2;
+constexpr auto kBackupStopGrace = std::chrono::seconds(10);
 
 config::LoadResult load_config(const std::string& path, const util::Environment& env) {
   if (!path.empty()) return config::load_from_file(path, env);
@@ -132,6 +137,30 @@ int run_daemon(const std::string& config_path) {
     return 1;
   }
 
+  // The chart's backup API (backup_api section): served beside the REST API; a failing
+  // pgbackrest or a port that cannot be bound never affects the HA loop.
+  std::unique_ptr<backup::BackupService> backups;
+  std::unique_ptr<api::Server> backup_server;
+  std::thread backup_history;
+  if (cfg.backup_api.enabled) {
+    backup::ServiceOptions bo;
+    bo.stanza = backup::resolve_stanza(cfg.backup_api.stanza, daemon_env);
+    bo.command = cfg.backup_api.command;
+    bo.env = daemon_env;
+    bo.probe_role = [&board] { return backup::role_from_view(board.read()); };
+    backups = std::make_unique<backup::BackupService>(bo);
+    backup_server = std::make_unique<api::Server>(
+        cfg.backup_api.listen, [svc = backups.get()](const api::HttpRequest& req) { return svc->handle(req); },
+        "backup API");
+    if (auto st = backup_server->start(); !st) {
+      spdlog::error("backup_api: {}; the backup API is not served", st.message());
+      backup_server.reset();
+    } else {
+      spdlog::info("backup API: stanza {}, command {}", bo.stanza, bo.command);
+      backup_history = std::thread([svc = backups.get()] { svc->refresh_history(); });
+    }
+  }
+
   ha::HaLoop loop(cfg, pg_env, daemon_env, std::move(*dcs), board, &requests);
   std::thread signals([&] {
     for (;;) {
@@ -141,6 +170,8 @@ int run_daemon(const std::string& config_path) {
       if (sig == SIGTERM || sig == SIGINT) {
         spdlog::info("received {}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         loop.request_stop();
+        // A running pgbackrest gets SIGTERM now, while PostgreSQL stops.
+        if (backups) backups->shutdown(kBackupStopGrace);
       } else if (sig == SIGHUP) {
         auto r = load_config(config_path, env);
         if (report(r)) {
@@ -154,10 +185,86 @@ int run_daemon(const std::string& config_path) {
   });
   int code = loop.run();
   server.stop();
+  if (backup_server) backup_server->stop();
+  if (backups) backups->shutdown(kBackupStopGrace);
+  if (backup_history.joinable()) backup_history.join();
   pthread_kill(signals.native_handle(), SIGUSR1);
   signals.join();
   spdlog::info("pgwarden exits with status {}", code);
   return code;
+}
+
+// "HOST:PORT", "[v6]:PORT" or ":PORT"; nullopt when the port is not 1-65535.
+std::optional<config::HostPort> parse_listen(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  int p = std::stoi(port);
+  if (p < 1 || p > 65535) return std::nullopt;
+  return config::HostPort{host, p};
+}
+
+// `pgwarden backup-server`: the backup API as a sidecar container beside a pgwarden (or
+// Patroni) member, asking the member's REST API for its role. Runs until SIGTERM/SIGINT.
+int run_backup_server(int argc, char** argv) {
+  CLI::App app{"pgwarden backup-server: the pgBackRest backup API (POST/GET /backups)"};
+  util::Environment env = util::current_environment();
+  int port = 8081;
+  std::string listen, stanza, api_url = "http://127.0.0.1:8008", loglevel = "info", command = "pgbackrest";
+  app.add_option("-p,--port", port, "port to listen on (all addresses)")->check(CLI::Range(1, 65535));
+  app.add_option("--listen", listen, "HOST:PORT to listen on (wins over --port)");
+  app.add_option("-s,--stanza", stanza, "pgBackRest stanza (default: $PGBACKREST_STANZA, else poddb)");
+  app.add_option("--api-url", api_url, "REST API of the local member, asked for its role");
+  app.add_option("--loglevel", loglevel, "debug, info, warning or error")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error", "DEBUG", "INFO", "WARNING", "ERROR"}));
+  app.add_option("--command", command, "the pgbackrest program to run");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  pgwarden::log::init();
+  std::string level = loglevel;
+  for (auto& c : level) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  log::set_level(level);
+  config::HostPort addr{"0.0.0.0", port};
+  if (!listen.empty()) {
+    auto parsed = parse_listen(listen);
+    if (!parsed) {
+      std::cerr << "--listen: expected HOST:PORT with a port between 1 and 65535, got " << listen << "\n";
+      return kExitInvalidConfig;
+    }
+    addr = *parsed;
+  }
+
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGTERM, SIGINT}) sigaddset(&sigs, s);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  backup::ServiceOptions bo;
+  bo.stanza = backup::resolve_stanza(stanza, env);
+  bo.command = command;
+  bo.env = env;
+  bo.probe_role = [api_url] { return backup::probe_role_over_http(api_url, std::chrono::seconds(5)); };
+  backup::BackupService svc(bo);
+  api::Server server(addr, [&svc](const api::HttpRequest& req) { return svc.handle(req); }, "backup API");
+  if (auto st = server.start(); !st) {
+    std::cerr << "backup-server: " << st.message() << "\n";
+    return 1;
+  }
+  spdlog::info("backup API: stanza {}, command {}, role from {}", bo.stanza, bo.command, api_url);
+  svc.refresh_history();
+  int sig = 0;
+  while (sigwait(&sigs, &sig) != 0) {
+  }
+  spdlog::info("received {}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  server.stop();
+  svc.shutdown(kBackupStopGrace);
+  return 0;
 }
 
 }  // namespace
@@ -169,6 +276,7 @@ int main(int argc, char** argv) {
   // `pgwarden ctl ...`: patronictl's commands (src/ctl).
   if (argc >= 2 && std::string(argv[1]) == "ctl")
     return pgwarden::ctl::run(std::vector<std::string>(argv + 2, argv + argc), pgwarden::util::current_environment());
+  if (argc >= 2 && std::string(argv[1]) == "backup-server") return run_backup_server(argc - 1, argv + 1);
   CLI::App app{"pgwarden: high availability for PostgreSQL, compatible with Patroni"};
   bool version = false, validate = false;
   std::string config_path;

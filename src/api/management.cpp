@@ -410,6 +410,26 @@ std::string render_metrics(const ha::NodeView& view, const json& doc) {
   return out;
 }
 
+std::string render_archiver_metrics(const ha::NodeView& view, const postgres::PgState* pg) {
+  const std::string labels = "{scope=\"" + label_value(view.scope) + "\",name=\"" + label_value(view.name) + "\"}";
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, const std::string& value) {
+    out += std::string("# HELP ") + name + " " + help + "\n";
+    out += std::string("# TYPE ") + name + " " + type + "\n";
+    out += std::string(name) + labels + " " + value + "\n";
+  };
+  metric("pgwarden_postgres_archiver_archived_count", "counter",
+         "Number of WAL files successfully archived (pg_stat_archiver), 0 if Postgres is not running.",
+         std::to_string(pg ? pg->archiver_archived_count : 0));
+  metric("pgwarden_postgres_archiver_failed_count", "counter",
+         "Number of failed attempts to archive WAL files (pg_stat_archiver), 0 if Postgres is not running.",
+         std::to_string(pg ? pg->archiver_failed_count : 0));
+  metric("pgwarden_postgres_archiver_last_failed_time", "gauge",
+         "Epoch seconds of the last failed archival attempt, 0 if none.",
+         pg && pg->archiver_last_failed_time > 0 ? py_float(pg->archiver_last_failed_time) : "0");
+  return out;
+}
+
 bool patch_config(json& config, const json& patch) {
   bool changed = false;
   if (!config.is_object() || !patch.is_object()) return false;

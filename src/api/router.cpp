@@ -381,6 +381,7 @@ HttpResponse Router::get_metrics() const {
   r.status = 200;
   r.content_type = "text/plain";  // what Patroni sends; Prometheus reads it as format 0.0.4
   r.body = render_metrics(view, build_status_document(view, pg));
+  r.body += render_archiver_metrics(view, pg ? &*pg : nullptr);
   return r;
 }
 

@@ -68,12 +68,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
 
  public:
-  Session(tcp::socket socket, const Router& router, net::thread_pool& workers)
+  Session(tcp::socket socket, const Server::Handler& handler, net::thread_pool& workers)
     requires(!kTls)
-      : stream_(std::move(socket)), router_(router), workers_(workers) {}
-  Session(tcp::socket socket, std::shared_ptr<net::ssl::context> tls, const Router& router, net::thread_pool& workers)
+      : stream_(std::move(socket)), handler_(handler), workers_(workers) {}
+  Session(tcp::socket socket, std::shared_ptr<net::ssl::context> tls, const Server::Handler& handler,
+          net::thread_pool& workers)
     requires(kTls)
-      : stream_(std::move(socket), *tls), router_(router), workers_(workers), tls_ctx_(std::move(tls)) {}
+      : stream_(std::move(socket), *tls), handler_(handler), workers_(workers), tls_ctx_(std::move(tls)) {}
 
   void start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
@@ -165,7 +166,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     version_ = msg.version();
     keep_alive_ = msg.keep_alive();
     net::post(workers_, [self = shared_from_this(), req = std::move(req)] {
-      HttpResponse res = self->router_.handle(req);
+      HttpResponse res = self->handler_(req);
       net::post(self->stream_.get_executor(),
                 [self, res = std::move(res)]() mutable { self->write(std::move(res), false); });
     });
@@ -257,7 +258,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   Stream stream_;
-  const Router& router_;
+  const Server::Handler& handler_;
   net::thread_pool& workers_;
   // Keeps the context this connection was made with alive across a reload.
   std::shared_ptr<net::ssl::context> tls_ctx_;
@@ -273,8 +274,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
 // "", "*", "0.0.0.0" mean every IPv4 address; "::" every address (dual stack when the
 // kernel allows); anything else is a literal address or a name resolved once.
-Result<tcp::endpoint> listen_endpoint(net::io_context& ioc, const config::HostPort& listen) {
-  if (listen.port < 0 || listen.port > 65535) return Status::Invalid("restapi.listen: bad port");
+// `key` names the setting in messages (restapi.listen, backup_api.listen).
+Result<tcp::endpoint> listen_endpoint(net::io_context& ioc, const config::HostPort& listen, const std::string& key) {
+  if (listen.port < 0 || listen.port > 65535) return Status::Invalid(key + ": bad port");
   const auto port = static_cast<unsigned short>(listen.port);
   std::string host = listen.host;
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -286,7 +288,7 @@ Result<tcp::endpoint> listen_endpoint(net::io_context& ioc, const config::HostPo
   tcp::resolver resolver(ioc);
   auto results = resolver.resolve(host, std::to_string(port), ec);
   if (ec || results.empty()) {
-    return Status::Unavailable("restapi.listen: cannot resolve " + host + ": " + ec.message());
+    return Status::Unavailable(key + ": cannot resolve " + host + ": " + ec.message());
   }
   return results.begin()->endpoint();
 }
@@ -376,14 +378,36 @@ Result<std::shared_ptr<net::ssl::context>> make_server_tls_context(const config:
 }  // namespace
 
 struct Server::Impl {
-  Impl(config::RestApiConfig c, ServerDeps d) : cfg(c), router(std::move(c), std::move(d)) {}
+  Impl(config::RestApiConfig c, ServerDeps d) : cfg(c), router(std::in_place, std::move(c), std::move(d)) {
+    handler = [this](const HttpRequest& req) { return router->handle(req); };
+  }
+  // Another API (the backup API) on the same transport: plain HTTP, its own handler, which
+  // must not throw past this wrapper.
+  Impl(config::HostPort listen, Handler h, std::string server_name) : name(std::move(server_name)) {
+    cfg.listen = std::move(listen);
+    listen_key = name + " listen address";
+    handler = [h = std::move(h), this](const HttpRequest& req) {
+      try {
+        return h(req);
+      } catch (const std::exception& e) {
+        spdlog::error("{}: handler failed: {}", name, e.what());
+      } catch (...) {
+        spdlog::error("{}: handler failed", name);
+      }
+      HttpResponse res;
+      res.status = 500;
+      res.content_type = "application/json";
+      res.body = R"({"error": "internal error"})";
+      return res;
+    };
+  }
 
   void accept() {
     acceptor->async_accept(net::make_strand(*ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
       if (ec) {
         // Out of descriptors and the like: back off instead of spinning on the error.
-        spdlog::warn("REST API: accept failed: {}", ec.message());
+        spdlog::warn("{}: accept failed: {}", name, ec.message());
         retry_timer->expires_after(std::chrono::milliseconds(100));
         retry_timer->async_wait([this](beast::error_code tec) {
           if (!tec && acceptor->is_open()) accept();
@@ -398,9 +422,9 @@ struct Server::Impl {
         ctx = tls;
       }
       if (ctx) {
-        std::make_shared<Session<TlsStream>>(std::move(socket), std::move(ctx), router, *workers)->start();
+        std::make_shared<Session<TlsStream>>(std::move(socket), std::move(ctx), handler, *workers)->start();
       } else {
-        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), router, *workers)->start();
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), handler, *workers)->start();
       }
       accept();
     });
@@ -413,13 +437,16 @@ struct Server::Impl {
         ioc->run();
         return;
       } catch (const std::exception& e) {
-        spdlog::error("REST API: unexpected error: {}", e.what());
+        spdlog::error("{}: unexpected error: {}", name, e.what());
       }
     }
   }
 
   config::RestApiConfig cfg;
-  Router router;
+  std::string name = "REST API";            // in log lines
+  std::string listen_key = "restapi.listen";  // in messages about the address
+  std::optional<Router> router;   // the Patroni REST API; unset for a custom handler
+  Handler handler;
   std::mutex mu;  // start/stop
   std::unique_ptr<net::io_context> ioc;
   std::unique_ptr<tcp::acceptor> acceptor;
@@ -434,11 +461,14 @@ struct Server::Impl {
 Server::Server(config::RestApiConfig cfg, ServerDeps deps)
     : impl_(std::make_unique<Impl>(std::move(cfg), std::move(deps))) {}
 
+Server::Server(config::HostPort listen, Handler handler, std::string name)
+    : impl_(std::make_unique<Impl>(std::move(listen), std::move(handler), std::move(name))) {}
+
 Server::~Server() { stop(); }
 
 Status Server::start() {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  if (impl_->io_thread.joinable()) return Status::Conflict("REST API server already started");
+  if (impl_->io_thread.joinable()) return Status::Conflict(impl_->name + " server already started");
   try {
     std::shared_ptr<net::ssl::context> tls;
     if (!impl_->cfg.certfile.empty()) {
@@ -447,7 +477,7 @@ Status Server::start() {
       tls = std::move(*ctx);
     }
     auto ioc = std::make_unique<net::io_context>(1);
-    auto ep = listen_endpoint(*ioc, impl_->cfg.listen);
+    auto ep = listen_endpoint(*ioc, impl_->cfg.listen, impl_->listen_key);
     if (!ep) return ep.status();
     auto acceptor = std::make_unique<tcp::acceptor>(*ioc);
     beast::error_code ec;
@@ -460,7 +490,8 @@ Status Server::start() {
     if (!ec) acceptor->bind(*ep, ec);
     if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
     if (ec) {
-      return Status::Unavailable("REST API: cannot listen on " + impl_->cfg.listen.to_string() + ": " + ec.message());
+      return Status::Unavailable(impl_->name + ": cannot listen on " + impl_->cfg.listen.to_string() + ": " +
+                                 ec.message());
     }
     impl_->port = acceptor->local_endpoint().port();
     impl_->retry_timer = std::make_unique<net::steady_timer>(*ioc);
@@ -471,9 +502,9 @@ Status Server::start() {
     impl_->accept();
     impl_->io_thread = std::thread([impl = impl_.get()] { impl->run_io(); });
   } catch (const std::exception& e) {
-    return Status::Failed(std::string("REST API: cannot start: ") + e.what());
+    return Status::Failed(impl_->name + ": cannot start: " + e.what());
   }
-  spdlog::info("REST API listening on port {}{}", impl_->port, impl_->tls ? " (HTTPS)" : "");
+  spdlog::info("{} listening on port {}{}", impl_->name, impl_->port, impl_->tls ? " (HTTPS)" : "");
   return Status::Ok();
 }
 

@@ -223,6 +223,12 @@ json env_configuration(const util::Environment& env, std::vector<std::string>* w
     }
   }
   if (!users.empty()) ret["bootstrap"]["users"] = users;
+
+  // pgwarden's own section has pgwarden's own variables (Patroni would not know them).
+  for (const char* param : {"listen", "stanza"}) {
+    auto it = env.find("PGWARDEN_BACKUP_API_" + upper(param));
+    if (it != env.end() && !it->second.empty()) ret["backup_api"][param] = it->second;
+  }
   return ret;
 }
 

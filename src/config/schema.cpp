@@ -23,6 +23,7 @@ const char* const kKnownKeys = R"({
   "ctl": {"insecure": 1, "cacert": 1, "certfile": 1, "keyfile": 1, "keyfile_password": 1,
           "authentication": {"username": 1, "password": 1}},
   "citus": {"group": 1, "database": 1},
+  "backup_api": {"listen": 1, "stanza": 1, "command": 1},
   "raft": 1, "consul": 1, "etcd": 1, "exhibitor": 1, "zookeeper": 1,
   "etcd3": {"host": 1, "hosts": 1, "port": 1, "url": 1, "proxy": 1, "srv": 1, "srv_suffix": 1,
             "protocol": 1, "username": 1, "password": 1, "cacert": 1, "cert": 1, "key": 1,

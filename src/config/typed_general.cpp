@@ -1,5 +1,5 @@
-// Top-level identity (scope, name, namespace), logging, tags, the REST API and the DCS
-// sections of the typed Config.
+// Top-level identity (scope, name, namespace), logging, tags, the REST API, pgwarden's
+// backup API and the DCS sections of the typed Config.
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -225,6 +225,37 @@ void fill_kubernetes(const json& section, Config& cfg, Problems& p) {
   }
 }
 
+// pgwarden's backup API: served only when a listen address is given.
+void fill_backup_api(const json& doc, Config& cfg, Problems& p) {
+  const json* section = field(doc, "backup_api");
+  if (!section) return;
+  if (!section->is_object()) {
+    expected("backup_api", "a mapping", *section, &p.errors);
+    return;
+  }
+  auto& b = cfg.backup_api;
+  if (const json* l = field(*section, "listen")) {
+    auto hp = l->is_string() ? split_host_port(l->get<std::string>(), std::nullopt) : std::nullopt;
+    if (!hp) {
+      expected("backup_api.listen", "host:port with a port between 1 and 65535", *l, &p.errors);
+    } else {
+      b.listen = *hp;
+      b.enabled = true;
+    }
+  } else if (!section->empty()) {
+    p.warnings.push_back("backup_api: no listen address; the backup API is not served");
+  }
+  // A stanza or program name that YAML read as a number or a boolean is a mistake.
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"stanza", &b.stanza}, {"command", &b.command}}) {
+    const json* v = field(*section, key);
+    if (!v) continue;
+    if (!v->is_string() || v->get<std::string>().empty())
+      expected(std::string("backup_api.") + key, "a non-empty string", *v, &p.errors);
+    else
+      *out = v->get<std::string>();
+  }
+}
+
 }  // namespace
 
 void fill_general(const json& doc, Config& cfg, Problems& p) {
@@ -248,6 +279,7 @@ void fill_general(const json& doc, Config& cfg, Problems& p) {
   }
   fill_tags(doc, cfg, p);
   fill_restapi(doc, cfg, p);
+  fill_backup_api(doc, cfg, p);
 }
 
 void fill_dcs(const json& doc, Config& cfg, Problems& p) {

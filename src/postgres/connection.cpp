@@ -73,7 +73,11 @@ SELECT pg_catalog.pg_is_in_recovery(),
     (SELECT usename, application_name, pg_catalog.host(client_addr) AS client_addr, state, sync_state, sync_priority
      FROM pg_catalog.pg_stat_replication ORDER BY application_name) r),
   (SELECT system_identifier::text FROM pg_catalog.pg_control_system()),
-  EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE pending_restart)
+  EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE pending_restart),
+  (SELECT archived_count FROM pg_catalog.pg_stat_archiver),
+  (SELECT failed_count FROM pg_catalog.pg_stat_archiver),
+  (SELECT last_failed_wal FROM pg_catalog.pg_stat_archiver),
+  (SELECT pg_catalog.date_part('epoch', last_failed_time) FROM pg_catalog.pg_stat_archiver)
 )SQL";
 
 std::string quote_ident(PGconn* c, const std::string& s) {
@@ -233,6 +237,10 @@ Result<PgState> Postgres::query_state() const {
     st.replication = repl.is_array() ? repl : nlohmann::json::array();
     st.system_identifier = cell(res, 10);
     st.pending_restart = cell_bool(res, 11);
+    if (!cell_null(res, 12)) st.archiver_archived_count = cell_int(res, 12);
+    if (!cell_null(res, 13)) st.archiver_failed_count = cell_int(res, 13);
+    if (!cell_null(res, 14)) st.archiver_last_failed_wal = cell(res, 14);
+    if (!cell_null(res, 15)) st.archiver_last_failed_time = std::stod(cell(res, 15));
   } catch (const std::exception& e) {
     return Status::Failed(std::string("state query: unexpected value: ") + e.what());
   }

@@ -10,6 +10,7 @@
 
 #include "pgwarden/dcs/cluster.hpp"
 #include "pgwarden/ha/node_view.hpp"
+#include "pgwarden/postgres/postgres.hpp"
 
 namespace pgwarden::api {
 
@@ -19,6 +20,11 @@ nlohmann::json cluster_as_json(const dcs::Cluster& cluster, const std::string& s
 // GET /metrics body (Prometheus text format 0.0.4) from the node view and the status
 // document of the same request.
 std::string render_metrics(const ha::NodeView& view, const nlohmann::json& status_document);
+
+// pgwarden's own metrics appended to GET /metrics: WAL archiving from pg_stat_archiver
+// (archive_command failures show as pgwarden_postgres_archiver_failed_count), with the same
+// labels as Patroni's. `pg` null (PostgreSQL not reachable): every value 0.
+std::string render_archiver_metrics(const ha::NodeView& view, const postgres::PgState* pg);
 
 // Patroni's patch_config: merges `patch` into `config` recursively; null deletes a key, a
 // scalar replaces the old value when their text differs. True when `config` changed.

@@ -15,6 +15,9 @@
 
 namespace pgwarden::api {
 
+struct HttpRequest;   // router.hpp
+struct HttpResponse;  // router.hpp
+
 struct ServerDeps {
   const ha::NodeBoard* board = nullptr;
   // Returns a fresh reading, or nullopt if PostgreSQL is not reachable.
@@ -37,7 +40,14 @@ struct ServerDeps {
 
 class Server {
  public:
+  // Answers one request; called on the server's worker threads, concurrently.
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+  // The Patroni REST API (restapi.*: listen, TLS, authentication) routed by api::Router.
   Server(config::RestApiConfig cfg, ServerDeps deps);
+  // Another API on the same transport (plain HTTP): every request goes to `handler`; an
+  // exception from it is a 500 with a JSON error. `name` prefixes the log lines.
+  Server(config::HostPort listen, Handler handler, std::string name);
   ~Server();
   // Binds restapi.listen and starts serving on a background thread. kUnavailable if the
   // address cannot be bound.

@@ -131,6 +131,15 @@ struct BootstrapConfig {
   nlohmann::json dcs = nlohmann::json::object();  // written to the DCS on initialisation
 };
 
+// pgwarden's own `backup_api` section (Patroni has none): the pgBackRest backup API of the
+// timescaledb-single chart's backup CronJobs, served by the daemon itself.
+struct BackupApiConfig {
+  bool enabled = false;    // the section has a listen address (or PGWARDEN_BACKUP_API_LISTEN)
+  HostPort listen{"0.0.0.0", 8081};
+  std::string stanza;      // empty: $PGBACKREST_STANZA, else "poddb" (resolved by the backup module)
+  std::string command = "pgbackrest";  // the program run for backups
+};
+
 struct Config {
   std::string scope;
   std::string namespace_ = "/service/";
@@ -143,6 +152,7 @@ struct Config {
   KubernetesConfig kubernetes;
   PostgresqlConfig postgresql;
   BootstrapConfig bootstrap;
+  BackupApiConfig backup_api;
   DynamicConfig dynamic;  // from bootstrap.dcs until the DCS says otherwise
   std::string source_path;
   nlohmann::json raw = nlohmann::json::object();  // the merged document, for pass-through

@@ -30,6 +30,11 @@ struct PgState {
   nlohmann::json replication = nlohmann::json::array();  // pg_stat_replication rows
   std::string system_identifier;
   bool pending_restart = false;
+  // pg_stat_archiver: WAL archiving (archive_command) since the statistics were reset.
+  int64_t archiver_archived_count = 0;
+  int64_t archiver_failed_count = 0;
+  std::string archiver_last_failed_wal;   // empty: never failed
+  double archiver_last_failed_time = 0;   // epoch seconds; 0: never failed
 };
 
 // "0/3000060" <-> bytes.
