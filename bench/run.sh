@@ -4,6 +4,8 @@
 #   bench/run.sh k8s [--quick] [--runs N] [--configmaps]
 #                                                     k8s_bench (Kubernetes API emulator)
 #   bench/run.sh ops [--runs N] [--no-wrk]            ops_bench (switchover, REST throughput)
+#   bench/run.sh backup [--size-mb N] [--runs N] [--compress lz4|none]
+#                                                     backup_bench (replica by pgbackrest vs basebackup)
 # PostgreSQL refuses to run as root: as root, the bench runs as the postgres user (the build
 # tree is made readable for it). Figures go to stdout, progress to stderr.
 set -euo pipefail
@@ -12,6 +14,9 @@ build=${PGWARDEN_BENCH_BUILD_DIR:-$root/build-bench}
 bench=ha_bench
 if [ "${1:-}" = k8s ]; then
   bench=k8s_bench
+  shift
+elif [ "${1:-}" = backup ]; then
+  bench=backup_bench
   shift
 elif [ "${1:-}" = ops ]; then
   bench=ops_bench
