@@ -29,36 +29,13 @@ using namespace pgwarden::test;
 using namespace bench;
 using namespace std::chrono_literals;
 
-using Results = std::map<std::string, std::vector<double>>;
-
-struct Figure {
-  std::string name, patroni, target;
-};
 const std::vector<Figure> kFigures = {
-    {"db_size_mb", "-", "-"},
+    {"db_size_mb", "-", "-", true},
     {"load_s", "-", "-"},
     {"full_backup_s", "-", "-"},
     {"replica_pgbackrest_to_streaming_s", "-", "-"},
     {"replica_basebackup_to_streaming_s", "-", "-"},
 };
-
-void print(const std::string& label, const Results& res) {
-  for (auto& f : kFigures) {
-    auto it = res.find(f.name);
-    std::string line = label + "  " + f.name + "  ";
-    if (it == res.end() || it->second.empty()) {
-      line += "median=n/a  runs=[]";
-    } else {
-      bool integral = f.name == "db_size_mb";
-      line += "median=" + fmt(median(it->second), integral) + "  runs=[";
-      for (size_t i = 0; i < it->second.size(); ++i) line += (i ? ", " : "") + fmt(it->second[i], integral);
-      line += "]";
-    }
-    line += "  patroni=" + f.patroni + "  target" + (f.target == "-" ? "=-" : f.target);
-    std::printf("%s\n", line.c_str());
-  }
-  std::fflush(stdout);
-}
 
 std::string tail(const std::string& s, size_t n = 3000) { return s.size() <= n ? s : s.substr(s.size() - n); }
 
@@ -144,11 +121,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  install_signal_handlers();
   int failures = 0;
   Results res;
   std::string label = "size_mb=" + std::to_string(size_mb) + " compress=" + compress;
@@ -162,7 +135,7 @@ int main(int argc, char** argv) {
       log(label + ": run failed: " + e.what());
     }
   }
-  print(label, res);
+  print_figures(label, kFigures, res);
   if (g_interrupted) return 130;
   return failures ? 1 : 0;
 }

@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <csignal>
 #include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -108,6 +110,45 @@ inline std::string fmt(double v, bool integral = false) {
   char b[32];
   std::snprintf(b, sizeof b, "%.2f", v);
   return b;
+}
+
+using Results = std::map<std::string, std::vector<double>>;  // figure name -> one value per run
+
+// One figure a bench prints: its name, Patroni 3.0.2's value and the target ("-" when none).
+struct Figure {
+  Figure(std::string n, std::string p = "-", std::string t = "-", bool count = false)
+      : name(std::move(n)), patroni(std::move(p)), target(std::move(t)), integral(count) {}
+  std::string name, patroni, target;
+  bool integral;  // a count, printed without decimals
+};
+
+// "median=<m>  runs=[a, b]", or "median=n/a  runs=[]" when the figure has no value.
+inline std::string median_and_runs(const Results& res, const Figure& f) {
+  auto it = res.find(f.name);
+  if (it == res.end() || it->second.empty()) return "median=n/a  runs=[]";
+  std::string out = "median=" + fmt(median(it->second), f.integral) + "  runs=[";
+  for (size_t i = 0; i < it->second.size(); ++i) out += (i ? ", " : "") + fmt(it->second[i], f.integral);
+  return out + "]";
+}
+
+// One line per figure: "<label>  <name>  median=..  runs=[..]  patroni=..  target..".
+inline void print_figures(const std::string& label, const std::vector<Figure>& figures, const Results& res) {
+  for (const auto& f : figures) {
+    std::string line = label + "  " + f.name + "  " + median_and_runs(res, f) + "  patroni=" + f.patroni +
+                       "  target" + (f.target == "-" ? "=-" : f.target);
+    std::printf("%s\n", line.c_str());
+  }
+  std::fflush(stdout);
+}
+
+// SIGINT/SIGTERM set g_interrupted (a bench stops at its next poll and cleans up); SIGPIPE is
+// ignored (a member may close a connection while it is killed).
+inline void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
 }
 
 }  // namespace bench

@@ -184,10 +184,6 @@ struct Params {
   }
 };
 
-struct Figure {
-  std::string name, patroni, target;
-};
-
 // Figures in print order, with Patroni's reference and the target ("-" when none).
 const std::vector<Figure> kFigures = {
     {"bootstrap_to_streaming_s", "17.4", "<=6"},
@@ -199,33 +195,13 @@ const std::vector<Figure> kFigures = {
     {"old_leader_rejoin_to_streaming_s", "7.6-8.3", "<=3"},
     {"handover_write_gap_s", "-", "<1"},
     {"handover_sigterm_to_write_s", "-", "-"},
-    {"handover_rows_acked", "-", "-"},
-    {"handover_rows_lost", "-", "=0"},
+    {"handover_rows_acked", "-", "-", true},
+    {"handover_rows_lost", "-", "=0", true},
     {"idle_rss_mb_per_member", "61", "<=6"},
     {"idle_pss_mb_per_member", "-", "-"},
     {"idle_private_mb_per_member", "-", "-"},
     {"idle_cpu_s_per_member_60s", "0.09", "<=0.01"},
 };
-
-using Results = std::map<std::string, std::vector<double>>;
-
-void print(const Params& p, const Results& res) {
-  for (auto& f : kFigures) {
-    auto it = res.find(f.name);
-    std::string line = p.label() + "  " + f.name + "  ";
-    if (it == res.end() || it->second.empty()) {
-      line += "median=n/a  runs=[]";
-    } else {
-      bool integral = f.name.find("_rows_") != std::string::npos;  // counts, not seconds
-      line += "median=" + fmt(median(it->second), integral) + "  runs=[";
-      for (size_t i = 0; i < it->second.size(); ++i) line += (i ? ", " : "") + fmt(it->second[i], integral);
-      line += "]";
-    }
-    line += "  patroni=" + f.patroni + "  target" + (f.target == "-" ? "=-" : f.target);
-    std::printf("%s\n", line.c_str());
-  }
-  std::fflush(stdout);
-}
 
 // ---------------------------------------------------------------- the cluster
 
@@ -498,11 +474,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  install_signal_handlers();
 
   std::vector<Params> sets;
   if (!quick) sets.push_back({30, 10, 10});
@@ -522,7 +494,7 @@ int main(int argc, char** argv) {
         log(p.label() + ": run failed: " + e.what());
       }
     }
-    print(p, res);
+    print_figures(p.label(), kFigures, res);
   }
   if (g_interrupted) return 130;
   return failures ? 1 : 0;

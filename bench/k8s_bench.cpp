@@ -37,20 +37,15 @@ struct Params {
   std::string label() const { return "ttl=" + std::to_string(ttl) + " loop_wait=" + std::to_string(loop_wait); }
 };
 
-struct Figure {
-  std::string name;
-  bool integral;
-};
-
 const std::vector<Figure> kFigures = {
-    {"bootstrap_to_streaming_s", false},
-    {"leader_reads_per_min", false},
-    {"leader_writes_per_min", false},
-    {"replica_reads_per_min", false},
-    {"replica_writes_per_min", false},
-    {"failover_kill_to_write_s", false},
-    {"failover_kill_to_lock_taken_s", false},
-    {"failover_lock_taken_to_write_s", false},
+    {"bootstrap_to_streaming_s"},
+    {"leader_reads_per_min"},
+    {"leader_writes_per_min"},
+    {"replica_reads_per_min"},
+    {"replica_writes_per_min"},
+    {"failover_kill_to_write_s"},
+    {"failover_kill_to_lock_taken_s"},
+    {"failover_lock_taken_to_write_s"},
 };
 
 // Patroni 3.0.2's writes per member per minute by its Kubernetes layout rules: every member
@@ -63,19 +58,9 @@ std::string patroni_reference(const std::string& figure, const Params& p) {
   return "-";
 }
 
-using Results = std::map<std::string, std::vector<double>>;
-
 void print(const Params& p, const std::string& backend, const Results& res) {
   for (auto& f : kFigures) {
-    auto it = res.find(f.name);
-    std::string line = p.label() + "  " + backend + "  " + f.name + "  ";
-    if (it == res.end() || it->second.empty()) {
-      line += "median=n/a  runs=[]";
-    } else {
-      line += "median=" + fmt(median(it->second), f.integral) + "  runs=[";
-      for (size_t i = 0; i < it->second.size(); ++i) line += (i ? ", " : "") + fmt(it->second[i], f.integral);
-      line += "]";
-    }
+    std::string line = p.label() + "  " + backend + "  " + f.name + "  " + median_and_runs(res, f);
     std::string ref = patroni_reference(f.name, p);
     if (ref != "-") line += "  patroni_3.0.2_by_its_rules=" + ref;
     std::printf("%s\n", line.c_str());
@@ -257,11 +242,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  install_signal_handlers();
 
   std::vector<Params> sets;
   if (!quick) sets.push_back({30, 10, 10, 60});

@@ -35,36 +35,13 @@ struct Params {
   std::string label() const { return "ttl=" + std::to_string(ttl) + " loop_wait=" + std::to_string(loop_wait); }
 };
 
-using Results = std::map<std::string, std::vector<double>>;
-
-struct Figure {
-  std::string name, patroni, target;
-};
 const std::vector<Figure> kFigures = {
     {"switchover_write_gap_s", "1.40", "<=0.5"},
     {"switchover_http_answer_s", "2.06", "<=1"},
-    {"switchover_rows_lost", "-", "=0"},
+    {"switchover_rows_lost", "-", "=0", true},
     {"health_requests_per_s", "384-618", ">=20000"},
     {"health_p99_ms", "54-211", "<5"},
 };
-
-void print(const Params& p, const Results& res) {
-  for (auto& f : kFigures) {
-    auto it = res.find(f.name);
-    std::string line = p.label() + "  " + f.name + "  ";
-    if (it == res.end() || it->second.empty()) {
-      line += "median=n/a  runs=[]";
-    } else {
-      bool integral = f.name.find("_rows_") != std::string::npos;
-      line += "median=" + fmt(median(it->second), integral) + "  runs=[";
-      for (size_t i = 0; i < it->second.size(); ++i) line += (i ? ", " : "") + fmt(it->second[i], integral);
-      line += "]";
-    }
-    line += "  patroni=" + f.patroni + "  target" + (f.target == "-" ? "=-" : f.target);
-    std::printf("%s\n", line.c_str());
-  }
-  std::fflush(stdout);
-}
 
 std::string run_capture(const std::string& cmd) {
   std::string out;
@@ -210,11 +187,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  install_signal_handlers();
   if (wrk && std::system("command -v wrk >/dev/null 2>&1") != 0) {
     log("wrk is not installed (apt-get install wrk): skipping the throughput figures");
     wrk = false;
@@ -232,7 +205,7 @@ int main(int argc, char** argv) {
         log(p.label() + ": run failed: " + e.what());
       }
     }
-    print(p, res);
+    print_figures(p.label(), kFigures, res);
   }
   return failures ? 1 : 0;
 }

@@ -278,6 +278,8 @@ int main(int argc, char** argv) {
     return pgwarden::ctl::run(std::vector<std::string>(argv + 2, argv + argc), pgwarden::util::current_environment());
   if (argc >= 2 && std::string(argv[1]) == "backup-server") return run_backup_server(argc - 1, argv + 1);
   CLI::App app{"pgwarden: high availability for PostgreSQL, compatible with Patroni"};
+  app.footer("Other commands:\n  pgwarden ctl ...            patronictl's commands (pgwarden ctl --help)\n"
+             "  pgwarden backup-server ...  the pgBackRest backup API as a sidecar (pgwarden backup-server --help)");
   bool version = false, validate = false;
   std::string config_path;
   app.add_flag("--version", version, "print the version and exit");

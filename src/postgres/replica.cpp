@@ -101,9 +101,12 @@ Status run_basebackup(Postgres& pg, const util::Environment& env, const std::str
       slot_exists = !slot_args.empty() && r->output.find("already exists") != std::string::npos;
     }
     spdlog::error("Error when fetching backup: {}", last.message());
-    if (slot_exists) {
-      // Our slot survived from an earlier life of this member: use it as it is.
+    if (slot_exists && slot_args.size() == 2) {
+      // Our slot survived from an earlier life of this member, or from the attempt before
+      // (pg_basebackup keeps the slot it created when the copy fails): use it as it is. This
+      // retry does not count as an attempt, so a copy that failed once still gets its second.
       slot_args = {"--slot=" + slot_name};
+      --attempt;
       continue;
     }
     if (attempt < kBasebackupAttempts) {
