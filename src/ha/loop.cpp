@@ -9,10 +9,16 @@
 #include "pgwarden/ha/decide.hpp"
 #include "pgwarden/ha/peer_status.hpp"
 #include "pgwarden/postgres/recovery.hpp"
+#include "pgwarden/util/memory.hpp"
 #include "pgwarden/version.hpp"
 
 namespace pgwarden::ha {
 namespace {
+
+// Start-up pages are dropped once the member has settled (bootstrap or clone done, a few
+// cycles run), then again now and then for code that ran in between (a failover, a restore).
+constexpr auto kFirstPageRelease = std::chrono::seconds(30);
+constexpr auto kPageReleaseInterval = std::chrono::minutes(10);
 
 double epoch_now() {
   using namespace std::chrono;
@@ -296,10 +302,18 @@ void HaLoop::cycle() {
 
 int HaLoop::run() {
   spdlog::info("{}: starting pgwarden {} for scope {}", cfg_.name, kVersion, cfg_.scope);
+  next_page_release_ = std::chrono::steady_clock::now() + kFirstPageRelease;
   while (!stop_ && !fatal_) {
     auto started = std::chrono::steady_clock::now();
     cycle();
     if (stop_ || fatal_) break;
+    if (started >= next_page_release_) {
+      // Most of an idle member's resident set is code that ran once (library set-up,
+      // bootstrap); dropping our mappings of it costs a minor fault if it runs again.
+      auto r = util::release_unused_pages();
+      spdlog::debug("{}: released {} kB of start-up pages ({} mappings)", cfg_.name, r.resident_kb, r.mappings);
+      next_page_release_ = started + kPageReleaseInterval;
+    }
     auto deadline = started + std::chrono::seconds(std::max(1, dyn_.loop_wait));
     // A scheduled restart runs on time, not up to loop_wait late.
     if (requests_) {

@@ -3,6 +3,7 @@
 // local PostgreSQL into a Snapshot, asks decide() what to do, has the Executor do it,
 // publishes the member key and the NodeView. Stops cleanly on request.
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -53,6 +54,8 @@ class HaLoop {
   Executor executor_;
 
   std::atomic<bool> stop_{false};
+  // When to next drop start-up code pages from our mappings (util::release_unused_pages).
+  std::chrono::steady_clock::time_point next_page_release_{};
   std::mutex reload_mu_;
   std::optional<config::Config> pending_reload_;
   bool reload_requested_ = false;
