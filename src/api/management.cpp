@@ -345,14 +345,23 @@ json cluster_as_json(const dcs::Cluster& cluster, const std::string& scope) {
   return ret;
 }
 
-std::string render_metrics(const ha::NodeView& view, const json& doc) {
-  const std::string labels = "{scope=\"" + label_value(view.scope) + "\",name=\"" + label_value(view.name) + "\"}";
-  std::string out;
-  auto metric = [&](const char* name, const char* type, const char* help, const std::string& value) {
+namespace {
+// Appends one Prometheus metric (HELP, TYPE, and the sample labelled with the member's scope
+// and name) to `out` per call.
+auto metric_writer(const ha::NodeView& view, std::string& out) {
+  std::string labels = "{scope=\"" + label_value(view.scope) + "\",name=\"" + label_value(view.name) + "\"}";
+  return [labels = std::move(labels), &out](const char* name, const char* type, const char* help,
+                                           const std::string& value) {
     out += std::string("# HELP ") + name + " " + help + "\n";
     out += std::string("# TYPE ") + name + " " + type + "\n";
     out += std::string(name) + labels + " " + value + "\n";
   };
+}
+}  // namespace
+
+std::string render_metrics(const ha::NodeView& view, const json& doc) {
+  std::string out;
+  auto metric = metric_writer(view, out);
   auto flag = [](bool b) { return std::string(b ? "1" : "0"); };
 
   std::string version = "0";
@@ -411,13 +420,8 @@ std::string render_metrics(const ha::NodeView& view, const json& doc) {
 }
 
 std::string render_archiver_metrics(const ha::NodeView& view, const postgres::PgState* pg) {
-  const std::string labels = "{scope=\"" + label_value(view.scope) + "\",name=\"" + label_value(view.name) + "\"}";
   std::string out;
-  auto metric = [&](const char* name, const char* type, const char* help, const std::string& value) {
-    out += std::string("# HELP ") + name + " " + help + "\n";
-    out += std::string("# TYPE ") + name + " " + type + "\n";
-    out += std::string(name) + labels + " " + value + "\n";
-  };
+  auto metric = metric_writer(view, out);
   metric("pgwarden_postgres_archiver_archived_count", "counter",
          "Number of WAL files successfully archived (pg_stat_archiver), 0 if Postgres is not running.",
          std::to_string(pg ? pg->archiver_archived_count : 0));

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "pgwarden/backup/service.hpp"
+#include "request.hpp"
 
 namespace pgwarden::backup {
 namespace {
@@ -233,14 +234,7 @@ TEST(BackupHistory, ForeignLabelAvoidsOurs) {
 
 // ---- routing -------------------------------------------------------------------------------
 
-api::HttpRequest request(const std::string& method, const std::string& target, const std::string& body = "") {
-  api::HttpRequest r;
-  r.method = method;
-  r.target = target;
-  api::split_target(target, &r.path, &r.query);
-  r.body = body;
-  return r;
-}
+using test_support::request;
 
 RoleProbe primary() { return RoleProbe{RoleProbe::Role::kPrimary, "node1", ""}; }
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "support/harness.hpp"
+#include "request.hpp"
 
 namespace pgwarden::backup {
 namespace {
@@ -42,14 +43,7 @@ exit 0
   return path;
 }
 
-api::HttpRequest request(const std::string& method, const std::string& target, const std::string& body = "") {
-  api::HttpRequest r;
-  r.method = method;
-  r.target = target;
-  api::split_target(target, &r.path, &r.query);
-  r.body = body;
-  return r;
-}
+using test_support::request;
 
 ServiceOptions options(const TempDir& dir, util::Environment extra, RoleProbe::Role role = RoleProbe::Role::kPrimary) {
   ServiceOptions o;
