@@ -87,13 +87,13 @@ Status Executor::start(bool as_primary, const Snapshot& s, std::chrono::millisec
   if (auto st = write_config(as_primary, s); !st) return st;
   auto st = as_primary ? postgres::remove_recovery_signals(data_dir) : postgres::write_standby_signal(data_dir);
   if (!st) return st;
-  state_hint_ = "starting";
+  set_state("starting");
   st = pg_.start(timeout);
   if (!st) {
-    state_hint_ = "start failed";
+    set_state("start failed");
     return st;
   }
-  state_hint_ = "running";
+  set_state("running");
   following_ = as_primary || !s.cluster.leader || s.cluster.leader->name == s.me ? "" : s.cluster.leader->name;
   callbacks_.fire(callback, as_primary ? "master" : "replica");
   return Status::Ok();
@@ -104,22 +104,22 @@ Status Executor::start(bool as_primary, const Snapshot& s, std::chrono::millisec
 Status Executor::restart(const Snapshot& s, int timeout_seconds) {
   const bool as_primary = s.pg.query_ok && !s.pg.in_recovery;
   if (pg_.is_running()) {
-    state_hint_ = "restarting";
+    set_state("restarting");
     if (auto st = pg_.stop("fast", std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout))); !st) {
-      state_hint_ = "restart failed (running)";
+      set_state("restart failed (running)");
       return st;
     }
   }
   auto timeout = timeout_seconds > 0 ? std::chrono::milliseconds(std::chrono::seconds(timeout_seconds)) : start_timeout(s);
   auto st = start(as_primary, s, timeout, "on_restart");
-  if (!st) state_hint_ = "restart failed (" + state_hint_ + ")";
+  if (!st) set_state("restart failed (" + pg_state_hint() + ")");
   return st;
 }
 
 // POST /reinitialize: stop at once, keep the old data (moved aside), clone from the leader.
 Status Executor::reinitialize(const Snapshot& s) {
   if (pg_.is_running()) {
-    state_hint_ = "stopping";
+    set_state("stopping");
     if (auto st = pg_.stop("immediate", std::chrono::seconds(std::max(10, s.dyn.retry_timeout))); !st) return st;
     callbacks_.fire("on_stop", s.pg.in_recovery ? "replica" : "master");
   }
@@ -144,12 +144,12 @@ Status Executor::reload_config(const Snapshot& s) {
 }
 
 Status Executor::promote(const Snapshot& s) {
-  state_hint_ = "promoting";
+  set_state("promoting");
   // PostgreSQL removes standby.signal itself when the promotion completes.
   if (auto st = pg_.promote(start_timeout(s)); !st) return st;
   if (auto st = write_config(true, s); !st) return st;
   if (auto st = pg_.reload(); !st) spdlog::warn("reload after promote failed: {}", st.message());
-  state_hint_ = "running";
+  set_state("running");
   following_.clear();
   callbacks_.fire("on_role_change", "master");
   record_history(s);
@@ -193,16 +193,16 @@ Status Executor::follow(const Snapshot& s) {
 
 Status Executor::create_replica(const Snapshot& s) {
   if (auto st = pg_.write_pgpass(); !st) return st;
-  state_hint_ = "creating replica";
+  set_state("creating replica");
   std::string slot = s.dyn.use_slots ? postgres::slot_name_from_member_name(s.me) : "";
   auto method = postgres::create_replica(cfg_, pg_env_, postgres::CloneSource{leader_conn_url(s), slot});
   if (!method) {
-    state_hint_ = "stopped";
+    set_state("stopped");
     replica_retry_after_ = epoch_now() + 5.0 * std::max(1, s.dyn.loop_wait);
     return method.status();
   }
   spdlog::info("{}: replica created with method {}", cfg_.name, *method);
-  state_hint_ = "stopped";
+  set_state("stopped");
   return Status::Ok();
 }
 
@@ -217,9 +217,9 @@ Status Executor::rewind(const Snapshot& s) {
   std::string url = leader_conn_url(s);
   if (url.empty()) return Status::Unavailable("leader has no connection URL yet");
   if (auto st = pg_.write_pgpass(); !st) return st;
-  state_hint_ = "rewinding";
+  set_state("rewinding");
   auto st = postgres::rewind(cfg_, pg_env_, url);
-  state_hint_ = "stopped";
+  set_state("stopped");
   if (!st) {
     // A source that cannot be reached or is not promoted yet (right after a switchover) is
     // worth another try next cycle; only a rewind that ran and failed is final.
@@ -242,24 +242,24 @@ Status Executor::sync_slots(const Snapshot& s) {
 // With another leader the next cycle rejoins it (rewind or clone first: our timeline may
 // have diverged).
 Status Executor::demote(const Snapshot& s) {
-  state_hint_ = "stopping";
+  set_state("stopping");
   if (auto st = pg_.stop("fast", std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout))); !st) {
     spdlog::error("demote: fast stop failed ({}); stopping immediately", st.message());
     if (auto st2 = pg_.stop("immediate", std::chrono::seconds(30)); !st2) return st2;
   }
   callbacks_.fire("on_role_change", "demoted");
   if (s.cluster.leader && s.cluster.leader->name != s.me) {
-    state_hint_ = "stopped";
+    set_state("stopped");
     return Status::Ok();
   }
   if (auto st = write_config(false, s); !st) return st;
   if (auto st = postgres::write_standby_signal(cfg_.postgresql.data_dir); !st) return st;
-  state_hint_ = "starting";
+  set_state("starting");
   if (auto st = pg_.start(start_timeout(s)); !st) {
-    state_hint_ = "start failed";
+    set_state("start failed");
     return st;
   }
-  state_hint_ = "running";
+  set_state("running");
   following_.clear();
   callbacks_.fire("on_role_change", "replica");
   return Status::Ok();
@@ -269,15 +269,15 @@ Status Executor::demote(const Snapshot& s) {
 // streaming replicas before it stops; the lock is then released with the shutdown
 // checkpoint's position, which the candidate must have before it takes over.
 Status Executor::step_down() {
-  state_hint_ = "stopping";
+  set_state("stopping");
   if (auto st = pg_.stop("fast", std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout))); !st) {
     spdlog::error("switchover: clean stop failed ({}); keeping the lock", st.message());
-    state_hint_ = "running";
+    set_state("running");
     return st;
   }
   callbacks_.fire("on_role_change", "demoted");
   auto control = postgres::read_control_data(cfg_, pg_env_);
-  state_hint_ = "stopped";
+  set_state("stopped");
   following_.clear();
   if (auto st = dcs_.delete_leader(control.checkpoint_location); !st) return st;
   spdlog::info("{}: switchover: PostgreSQL stopped at {}, leader lock released", cfg_.name,
@@ -294,9 +294,9 @@ Status Executor::custom_bootstrap(const Snapshot& s) {
   if (it == cfg_.bootstrap.methods.end())
     return Status::Invalid("bootstrap.method names \"" + name + "\" but there is no bootstrap." + name + " section");
   const config::CustomMethod& method = it->second;
-  state_hint_ = "running custom bootstrap script";
+  set_state("running custom bootstrap script");
   if (auto st = postgres::run_custom_bootstrap(cfg_, pg_env_, method); !st) {
-    state_hint_ = "custom bootstrap failed";
+    set_state("custom bootstrap failed");
     return st;
   }
   if (!pg_.is_initialized())
@@ -313,7 +313,7 @@ Status Executor::custom_bootstrap(const Snapshot& s) {
   }
   if (auto st = pg_.write_configuration(params, postgres::custom_bootstrap_hba(cfg_, pg_.local_host())); !st)
     return st;
-  state_hint_ = "starting";
+  set_state("starting");
   // pg_ctl may give up waiting while a long recovery runs (kUnavailable): the wait below
   // decides when the cluster is ready.
   if (auto st = pg_.start(start_timeout(s)); !st && st.code() != Code::kUnavailable) return st;
@@ -324,7 +324,7 @@ Status Executor::custom_bootstrap(const Snapshot& s) {
 
 Status Executor::wait_for_end_of_recovery() {
   using clock = std::chrono::steady_clock;
-  state_hint_ = "waiting for end of recovery after bootstrap";
+  set_state("waiting for end of recovery after bootstrap");
   auto next_log = clock::now() + std::chrono::seconds(30);
   bool promoted = false;
   for (;;) {
@@ -334,7 +334,7 @@ Status Executor::wait_for_end_of_recovery() {
                             "or see " + pg_.log_file() + ")");
     if (auto q = pg_.query_state()) {
       if (!q->in_recovery) {
-        state_hint_ = "running";
+        set_state("running");
         spdlog::info("{}: recovery after bootstrap ended on timeline {}", cfg_.name, q->timeline);
         return Status::Ok();
       }
@@ -362,7 +362,7 @@ Status Executor::bootstrap(const Snapshot& s, Outcome& out) {
   auto fail = [&](const Status& why, bool move_aside) {
     out.fatal = true;
     out.bootstrap_failed = true;
-    state_hint_ = "initdb failed";
+    set_state("initdb failed");
     if (pg_.is_running()) pg_.stop("immediate", std::chrono::seconds(30));
     if (move_aside && pg_.data_directory_exists()) {
       auto moved = pg_.move_data_directory_aside();
@@ -376,7 +376,7 @@ Status Executor::bootstrap(const Snapshot& s, Outcome& out) {
   if (cfg_.bootstrap.method != "initdb") {
     if (auto st = custom_bootstrap(s); !st) return fail(st, true);
   } else {
-    state_hint_ = "initializing new cluster";
+    set_state("initializing new cluster");
     if (auto st = pg_.initdb(); !st) return fail(st, true);
     if (auto st = pg_.write_pgpass(); !st) return fail(st, true);
     // initdb's own pg_hba (local trust) stays until the users exist.
@@ -406,10 +406,20 @@ Status Executor::bootstrap(const Snapshot& s, Outcome& out) {
   }
   if (auto st = dcs_.set_config_value(cfg_.bootstrap.dcs.dump(), std::nullopt); !st)
     spdlog::warn("could not write the dynamic configuration: {}", st.message());
-  state_hint_ = "running";
+  set_state("running");
   spdlog::info("{}: initialized a new cluster (system identifier {})", cfg_.name, sysid);
   callbacks_.fire("on_start", "master");
   return Status::Ok();
+}
+
+void Executor::set_state(const std::string& state) {
+  std::lock_guard<std::mutex> l(state_mu_);
+  state_hint_ = state;
+}
+
+std::string Executor::pg_state_hint() const {
+  std::lock_guard<std::mutex> l(state_mu_);
+  return state_hint_;
 }
 
 Outcome Executor::execute(const Decision& d, const Snapshot& s) {

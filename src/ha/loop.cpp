@@ -263,7 +263,19 @@ void HaLoop::cycle() {
       if (std::find(answered.begin(), answered.end(), r.id) == answered.end())
         requests_->complete(r.id, {503, "request not handled: " + d.reason});
   }
+  const bool long_action = std::any_of(d.actions.begin(), d.actions.end(), [](Action a) {
+    switch (a) {
+      case Action::kBootstrap: case Action::kCreateReplica: case Action::kReclone: case Action::kReinitialize:
+      case Action::kRewind: case Action::kStartPrimary: case Action::kStartReplica: case Action::kRestart:
+        return true;
+      default:
+        return false;
+    }
+  });
+  heartbeat_loop_wait_ = dyn_.loop_wait;
+  long_action_ = long_action;
   Outcome out = executor_.execute(d, s);
+  long_action_ = false;
   if (requests_ && d.drop_scheduled_restart && s.scheduled_restart)
     requests_->clear_scheduled_restart(s.scheduled_restart->at);
   if (requests_ && d.restart_request) {
@@ -303,6 +315,7 @@ void HaLoop::cycle() {
 int HaLoop::run() {
   spdlog::info("{}: starting pgwarden {} for scope {}", cfg_.name, kVersion, cfg_.scope);
   next_page_release_ = std::chrono::steady_clock::now() + kFirstPageRelease;
+  std::thread heartbeat([this] { heartbeat_until_stopped(); });
   while (!stop_ && !fatal_) {
     auto started = std::chrono::steady_clock::now();
     cycle();
@@ -338,8 +351,21 @@ int HaLoop::run() {
       if (pending_reload_) break;
     }
   }
+  {
+    std::lock_guard<std::mutex> l(heartbeat_mu_);
+    heartbeat_stop_ = true;
+  }
+  heartbeat_cv_.notify_all();
+  heartbeat.join();
   shutdown();
   return fatal_ ? 1 : 0;
+}
+
+void HaLoop::heartbeat_until_stopped() {
+  std::unique_lock<std::mutex> l(heartbeat_mu_);
+  while (!heartbeat_cv_.wait_for(l, std::chrono::seconds(1), [this] { return heartbeat_stop_; })) {
+    if (long_action_) board_.heartbeat(executor_.pg_state_hint(), epoch_now() + heartbeat_loop_wait_);
+  }
 }
 
 void HaLoop::shutdown() {

@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
+#include <thread>
 
 #include "cluster_fixture.hpp"
 
@@ -99,6 +102,37 @@ TEST_F(CustomBootstrapTest, RestoredBaseBackupRecoversOnANewTimelineWithTheSourc
   EXPECT_EQ(m.sql("SHOW hot_standby"), "on");
   EXPECT_EQ(m.sql("SELECT count(*)::text FROM pg_settings WHERE pending_restart"), "0");
   EXPECT_NE(m.log().find("recovery after bootstrap ended on timeline 2"), std::string::npos) << m.log();
+}
+
+TEST_F(CustomBootstrapTest, ALongScriptShowsItsStateAndALiveLoop) {
+  // The loop is busy while the script runs; the REST API must still say what it does and
+  // that it is alive (liveness probes would otherwise restart a pod in the middle of a restore).
+  std::string script = scripts.file("slow.sh");
+  write_file(script,
+             "#!/bin/sh\nsleep 6\nexec " + pg_bin_dir() + "/initdb --auth-local=trust --pgdata=\"$PGDATA\"\n", 0755);
+  MemberOptions o;
+  o.bootstrap_yaml = method_yaml(script, "    no_params: true\n");
+  o.extra_env = {{"PGDATA", "{data_dir}"}};
+  PgwardenMember m(etcd, o);
+  m.start();
+  std::string state;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto r = m.get("/patroni");
+        auto doc = nlohmann::json::parse(r.body, nullptr, false);
+        state = doc.is_object() ? doc.value("state", "") : "";
+        return state == "running custom bootstrap script";
+      },
+      10s))
+      << state << "\n" << m.log();
+  // Three seconds into the script (longer than loop_wait) the loop still counts as alive.
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(m.get("/liveness").status, 200);
+  auto doc = nlohmann::json::parse(m.get("/patroni").body, nullptr, false);
+  ASSERT_TRUE(doc.is_object());
+  EXPECT_EQ(doc.value("state", ""), "running custom bootstrap script");
+  ASSERT_TRUE(wait_until([&] { return is_leader(m); }, 90s)) << m.log();
+  EXPECT_EQ(nlohmann::json::parse(m.get("/patroni").body, nullptr, false).value("state", ""), "running");
 }
 
 TEST_F(CustomBootstrapTest, FailingScriptReleasesInitializeAndMovesItsDataAside) {

@@ -2,6 +2,7 @@
 // Performs a Decision's actions against the DCS and PostgreSQL, in order, stopping at the
 // first failure. The only HA code that does I/O besides the loop that feeds it.
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,8 +39,8 @@ class Executor {
   void set_stop_check(std::function<bool()> stopping) { stopping_ = std::move(stopping); }
 
   // Current Patroni-style postgres state string (running, starting, initializing new
-  // cluster, ...), updated while actions run.
-  const std::string& pg_state_hint() const { return state_hint_; }
+  // cluster, ...), updated while actions run; safe to read from another thread.
+  std::string pg_state_hint() const;
 
   // Feedback for the next snapshot.
   const std::string& following() const { return following_; }
@@ -79,6 +80,8 @@ class Executor {
   dcs::Dcs& dcs_;
   postgres::Postgres& pg_;
   util::CallbackExecutor& callbacks_;
+  void set_state(const std::string& state);
+  mutable std::mutex state_mu_;
   std::string state_hint_;
   std::function<bool()> stopping_;
   // A custom bootstrap started PostgreSQL with hot_standby off for its recovery.

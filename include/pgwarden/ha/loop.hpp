@@ -4,6 +4,7 @@
 // publishes the member key and the NodeView. Stops cleanly on request.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -37,6 +38,9 @@ class HaLoop {
 
  private:
   void cycle();
+  // Runs beside the loop: while a long action is under way, keeps the published state and
+  // next run current (NodeBoard::heartbeat) so /patroni and /liveness see a busy, live loop.
+  void heartbeat_until_stopped();
   void apply_pending_reload();
   LocalPostgres read_local(std::optional<postgres::PgState>* state);
   nlohmann::json member_data(const LocalPostgres& local, const std::optional<postgres::PgState>& st,
@@ -54,6 +58,11 @@ class HaLoop {
   Executor executor_;
 
   std::atomic<bool> stop_{false};
+  std::atomic<bool> long_action_{false};
+  std::atomic<int> heartbeat_loop_wait_{10};  // dyn_.loop_wait for the heartbeat thread
+  std::mutex heartbeat_mu_;
+  std::condition_variable heartbeat_cv_;
+  bool heartbeat_stop_ = false;
   // When to next drop start-up code pages from our mappings (util::release_unused_pages).
   std::chrono::steady_clock::time_point next_page_release_{};
   std::mutex reload_mu_;

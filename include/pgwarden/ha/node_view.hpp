@@ -40,6 +40,14 @@ class NodeBoard {
     std::lock_guard<std::mutex> l(mu_);
     view_ = std::move(v);
   }
+  // While a long action runs (a restore, a clone, a start with a long recovery) the loop is
+  // busy but alive, as Patroni's is while its async executor works: the state it reports and
+  // the next run /liveness judges are kept current without a whole new view.
+  void heartbeat(const std::string& state, double next_scheduled_run) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!state.empty()) view_.state = state;
+    view_.next_scheduled_run = next_scheduled_run;
+  }
   NodeView read() const {
     std::lock_guard<std::mutex> l(mu_);
     return view_;
