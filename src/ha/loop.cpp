@@ -273,7 +273,13 @@ void HaLoop::cycle() {
     }
   });
   heartbeat_loop_wait_ = dyn_.loop_wait;
-  long_action_ = long_action;
+  if (long_action) {
+    {
+      std::lock_guard<std::mutex> l(heartbeat_mu_);
+      long_action_ = true;
+    }
+    heartbeat_cv_.notify_all();
+  }
   Outcome out = executor_.execute(d, s);
   long_action_ = false;
   if (requests_ && d.drop_scheduled_restart && s.scheduled_restart)
@@ -363,7 +369,13 @@ int HaLoop::run() {
 
 void HaLoop::heartbeat_until_stopped() {
   std::unique_lock<std::mutex> l(heartbeat_mu_);
-  while (!heartbeat_cv_.wait_for(l, std::chrono::seconds(1), [this] { return heartbeat_stop_; })) {
+  while (!heartbeat_stop_) {
+    // Idle members sleep here until a long action starts: no wake-ups in the steady state.
+    if (!long_action_) {
+      heartbeat_cv_.wait(l, [this] { return heartbeat_stop_ || long_action_; });
+      continue;
+    }
+    if (heartbeat_cv_.wait_for(l, std::chrono::seconds(1), [this] { return heartbeat_stop_; })) break;
     if (long_action_) board_.heartbeat(executor_.pg_state_hint(), epoch_now() + heartbeat_loop_wait_);
   }
 }
