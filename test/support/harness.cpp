@@ -55,7 +55,7 @@ void chown_postgres(const std::string& path) {
 }  // namespace
 
 TempDir::TempDir(const std::string& prefix) {
-  std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+  std::string tmpl = "/tmp/" + prefix + "-" + std::string(6, 'X');  // mkstemp/mkdtemp template
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
