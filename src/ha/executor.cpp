@@ -41,6 +41,10 @@ std::string Executor::leader_conn_url(const Snapshot& s) const {
   return leader ? leader->conn_url() : "";
 }
 
+std::chrono::milliseconds Executor::pg_ctl_timeout() const {
+  return std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout));
+}
+
 std::chrono::milliseconds Executor::start_timeout(const Snapshot& s) const {
   return std::chrono::seconds(std::max(10, s.dyn.primary_start_timeout));
 }
@@ -105,7 +109,7 @@ Status Executor::restart(const Snapshot& s, int timeout_seconds) {
   const bool as_primary = s.pg.query_ok && !s.pg.in_recovery;
   if (pg_.is_running()) {
     set_state("restarting");
-    if (auto st = pg_.stop("fast", std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout))); !st) {
+    if (auto st = pg_.stop("fast", pg_ctl_timeout()); !st) {
       set_state("restart failed (running)");
       return st;
     }
@@ -243,7 +247,7 @@ Status Executor::sync_slots(const Snapshot& s) {
 // have diverged).
 Status Executor::demote(const Snapshot& s) {
   set_state("stopping");
-  if (auto st = pg_.stop("fast", std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout))); !st) {
+  if (auto st = pg_.stop("fast", pg_ctl_timeout()); !st) {
     spdlog::error("demote: fast stop failed ({}); stopping immediately", st.message());
     if (auto st2 = pg_.stop("immediate", std::chrono::seconds(30)); !st2) return st2;
   }
@@ -270,7 +274,7 @@ Status Executor::demote(const Snapshot& s) {
 // checkpoint's position, which the candidate must have before it takes over.
 Status Executor::step_down() {
   set_state("stopping");
-  if (auto st = pg_.stop("fast", std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout))); !st) {
+  if (auto st = pg_.stop("fast", pg_ctl_timeout()); !st) {
     spdlog::error("switchover: clean stop failed ({}); keeping the lock", st.message());
     set_state("running");
     return st;
@@ -341,7 +345,7 @@ Status Executor::wait_for_end_of_recovery() {
       if (q->replay_paused && !promoted) {
         // recovery_target_action pause (PostgreSQL's default): the target is reached.
         spdlog::info("{}: recovery paused at its target; promoting", cfg_.name);
-        if (auto st = pg_.promote(std::chrono::seconds(std::max(10, cfg_.postgresql.pg_ctl_timeout))); !st) return st;
+        if (auto st = pg_.promote(pg_ctl_timeout()); !st) return st;
         promoted = true;
       }
     }

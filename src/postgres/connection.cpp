@@ -13,11 +13,11 @@
 
 #include "pgwarden/postgres/postgres.hpp"
 #include "pq_connect.hpp"
+#include "internal.hpp"
 
 namespace pgwarden::postgres {
 namespace {
 
-std::string tail(const std::string& s, size_t n = 2000) { return s.size() <= n ? s : s.substr(s.size() - n); }
 
 std::string trim(std::string s) {
   s.erase(0, s.find_first_not_of(" \t\r\n"));

@@ -1,4 +1,5 @@
 #include "pgwarden/postgres/custom_bootstrap.hpp"
+#include "internal.hpp"
 
 #include <arpa/inet.h>
 #include <spdlog/spdlog.h>
@@ -16,19 +17,7 @@ namespace {
 // A restore of a large database can take days; the daemon waits as long as the script runs.
 constexpr auto kScriptTimeout = std::chrono::hours(24 * 7);
 
-std::string tail(const std::string& s, size_t n = 2000) { return s.size() <= n ? s : s.substr(s.size() - n); }
 
-Status write_text(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".pgwarden.tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!(f << text) || !f.flush()) return Status::Failed("cannot write " + tmp);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Status::Failed("cannot replace " + path + ": " + ec.message());
-  return Status::Ok();
-}
 
 bool is_ip_address(const std::string& host, bool* v6) {
   unsigned char buf[16];
@@ -120,12 +109,12 @@ Result<RestoredStart> prepare_restored_data_dir(const config::Config& cfg, const
       text << f.rdbuf();
       std::string stripped = strip_recovery_settings(text.str());
       if (stripped != text.str())
-        if (auto st = write_text(auto_conf, stripped); !st) return st;
+        if (auto st = write_atomically(auto_conf, stripped, 0600); !st) return st;
     }
   }
   if (recovery_conf) {
     for (const auto& [k, v] : recovery_conf->items()) out.recovery_parameters[k] = v;
-    if (auto st = write_text(recovery, ""); !st) return st;
+    if (auto st = write_atomically(recovery, "", 0600); !st) return st;
     out.recovery = true;
     // Patroni's default target action: pause, unless pause_at_recovery_target is false.
     std::string action = "pause";

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "pgwarden/postgres/postgres.hpp"
+#include "internal.hpp"
 
 namespace fs = std::filesystem;
 
@@ -21,9 +22,17 @@ namespace {
 
 constexpr auto kInitdbTimeout = std::chrono::minutes(10);
 
-std::string tail(const std::string& s, size_t n = 2000) { return s.size() <= n ? s : s.substr(s.size() - n); }
+std::string timestamp_suffix() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d-%H-%M-%S", &tm);
+  return buf;
+}
 
-// Temp file + fsync + rename, so PostgreSQL (or a crash) never sees half a file.
+}  // namespace
+
 Status write_atomically(const std::string& path, const std::string& content, mode_t mode) {
   std::string tmp = path + ".pgwarden.tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -51,17 +60,6 @@ Status write_atomically(const std::string& path, const std::string& content, mod
   }
   return Status::Ok();
 }
-
-std::string timestamp_suffix() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d-%H-%M-%S", &tm);
-  return buf;
-}
-
-}  // namespace
 
 Postgres::Postgres(config::Config cfg, util::Environment env)
     : cfg_(std::move(cfg)), env_(std::move(env)), state_conn_(make_state_connection()) {}

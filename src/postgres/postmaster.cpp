@@ -12,13 +12,13 @@
 #include <thread>
 
 #include "pgwarden/postgres/postgres.hpp"
+#include "internal.hpp"
 
 namespace fs = std::filesystem;
 
 namespace pgwarden::postgres {
 namespace {
 
-std::string tail(const std::string& s, size_t n = 2000) { return s.size() <= n ? s : s.substr(s.size() - n); }
 
 std::string canonical_or_self(const std::string& p) {
   std::error_code ec;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "pgwarden/postgres/postgres.hpp"
+#include "internal.hpp"
 
 namespace pgwarden::postgres {
 namespace fs = std::filesystem;
@@ -23,12 +24,6 @@ const std::vector<std::string> kBasebackupForbidden{"pgdata", "format", "wal-met
                                                     "gzip",   "version", "compress", "dbname",
                                                     "host",   "port",    "username", "password"};
 
-// The end of a tool's output, without the trailing newline (it goes into one log line).
-std::string tail(const std::string& s, size_t n = 2000) {
-  std::string t = s.size() <= n ? s : s.substr(s.size() - n);
-  t.erase(t.find_last_not_of(" \t\r\n") + 1);
-  return t;
-}
 
 bool forbidden(const std::string& key) {
   return std::find(kBasebackupForbidden.begin(), kBasebackupForbidden.end(), key) != kBasebackupForbidden.end();

@@ -13,6 +13,7 @@
 #include "pgwarden/postgres/recovery.hpp"
 #include "pgwarden/postgres/replica.hpp"
 #include "pq_connect.hpp"
+#include "internal.hpp"
 
 namespace pgwarden::postgres {
 namespace fs = std::filesystem;
@@ -21,12 +22,6 @@ namespace {
 constexpr auto kRewindTimeout = std::chrono::hours(24);
 constexpr auto kCrashRecoveryTimeout = std::chrono::hours(24);
 
-// The end of a tool's output, without the trailing newline (it goes into one log line).
-std::string tail(const std::string& s, size_t n = 4000) {
-  std::string t = s.size() <= n ? s : s.substr(s.size() - n);
-  t.erase(t.find_last_not_of(" \t\r\n") + 1);
-  return t;
-}
 
 std::string trim(std::string s) {
   s.erase(0, s.find_first_not_of(" \t\r\n"));
@@ -94,7 +89,7 @@ Status ensure_clean_shutdown(const config::Config& cfg, const util::Environment&
   if (!r) return Status::Failed("crash recovery could not be started: " + r.status().message());
   if (r->exit_code != 0)
     return Status::Failed("crash recovery finished with code " + std::to_string(r->exit_code) + ": " +
-                          tail(r->output));
+                          tail(r->output, 4000));
   return Status::Ok();
 }
 
@@ -238,7 +233,7 @@ Status rewind(const config::Config& cfg, const util::Environment& env, const std
   auto restored = restore_config_files(dd, saved);
   if (!r) return Status::Failed("pg_rewind could not be started: " + r.status().message());
   if (r->exit_code != 0)
-    return Status::Failed("pg_rewind exited with code " + std::to_string(r->exit_code) + ": " + tail(r->output));
+    return Status::Failed("pg_rewind exited with code " + std::to_string(r->exit_code) + ": " + tail(r->output, 4000));
   if (!restored) return restored;
   spdlog::info("pg_rewind succeeded: {}", trim(tail(r->output, 500)));
   return Status::Ok();

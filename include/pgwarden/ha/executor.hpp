@@ -74,6 +74,7 @@ class Executor {
   nlohmann::json parameters_for(bool as_primary, const Snapshot& s) const;
   std::vector<std::string> pg_hba(const Snapshot& s) const;
   std::chrono::milliseconds start_timeout(const Snapshot& s) const;
+  std::chrono::milliseconds pg_ctl_timeout() const;  // stop/promote: pg_ctl_timeout, at least 10 s
 
   const config::Config& cfg_;
   const util::Environment& pg_env_;
