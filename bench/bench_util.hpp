@@ -105,10 +105,10 @@ inline double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-inline std::string fmt(double v, bool integral = false) {
+inline std::string fmt(double v, bool integral = false, int decimals = 2) {
   if (integral) return std::to_string(std::lround(v));
   char b[32];
-  std::snprintf(b, sizeof b, "%.2f", v);
+  std::snprintf(b, sizeof b, "%.*f", decimals, v);
   return b;
 }
 
@@ -116,18 +116,20 @@ using Results = std::map<std::string, std::vector<double>>;  // figure name -> o
 
 // One figure a bench prints: its name, Patroni 3.0.2's value and the target ("-" when none).
 struct Figure {
-  Figure(std::string n, std::string p = "-", std::string t = "-", bool count = false)
-      : name(std::move(n)), patroni(std::move(p)), target(std::move(t)), integral(count) {}
+  Figure(std::string n, std::string p = "-", std::string t = "-", bool count = false, int places = 2)
+      : name(std::move(n)), patroni(std::move(p)), target(std::move(t)), integral(count), decimals(places) {}
   std::string name, patroni, target;
   bool integral;  // a count, printed without decimals
+  int decimals;   // otherwise printed with this many
 };
 
 // "median=<m>  runs=[a, b]", or "median=n/a  runs=[]" when the figure has no value.
 inline std::string median_and_runs(const Results& res, const Figure& f) {
   auto it = res.find(f.name);
   if (it == res.end() || it->second.empty()) return "median=n/a  runs=[]";
-  std::string out = "median=" + fmt(median(it->second), f.integral) + "  runs=[";
-  for (size_t i = 0; i < it->second.size(); ++i) out += (i ? ", " : "") + fmt(it->second[i], f.integral);
+  std::string out = "median=" + fmt(median(it->second), f.integral, f.decimals) + "  runs=[";
+  for (size_t i = 0; i < it->second.size(); ++i)
+    out += (i ? ", " : "") + fmt(it->second[i], f.integral, f.decimals);
   return out + "]";
 }
 

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -144,8 +145,28 @@ struct ProcSample {
   long rss_kb = -1;
   long pss_kb = -1;          // proportional: shared library pages divided among their users
   long private_kb = -1;      // Private_Clean + Private_Dirty: memory only this process holds
-  long ticks = -1;  // utime + stime
+  long ticks = -1;  // utime + stime, whole clock ticks (10 ms): too coarse for an idle minute
+  long long cpu_ns = -1;   // on-CPU time of the live threads (schedstat), nanoseconds
+  std::vector<int> tids;   // those threads
 };
+
+// Sums /proc/<pid>/task/*/schedstat (first field: time on CPU in ns). Threads that ended are
+// not counted, so a comparison is only valid when `tids` did not change.
+void sample_threads(int pid, ProcSample& s) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  long long total = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::ifstream f(e.path() / "schedstat");
+    long long ns = 0;
+    if (!(f >> ns)) return;
+    total += ns;
+    s.tids.push_back(std::atoi(e.path().filename().c_str()));
+  }
+  if (ec || s.tids.empty()) return;
+  std::sort(s.tids.begin(), s.tids.end());
+  s.cpu_ns = total;
+}
 
 ProcSample sample_proc(int pid) {
   ProcSample s;
@@ -172,6 +193,7 @@ ProcSample sample_proc(int pid) {
     // After "pid (comm) ": field 3 (state) is f[0]; utime is field 14 -> f[11], stime f[12].
     if (f.size() > 12) s.ticks = std::atol(f[11].c_str()) + std::atol(f[12].c_str());
   }
+  sample_threads(pid, s);
   return s;
 }
 
@@ -200,7 +222,7 @@ const std::vector<Figure> kFigures = {
     {"idle_rss_mb_per_member", "61", "<=6"},
     {"idle_pss_mb_per_member", "-", "-"},
     {"idle_private_mb_per_member", "-", "-"},
-    {"idle_cpu_s_per_member_60s", "0.09", "<=0.01"},
+    {"idle_cpu_s_per_member_60s", "0.09", "<=0.01", false, 3},
 };
 
 // ---------------------------------------------------------------- the cluster
@@ -285,7 +307,10 @@ void run_once(const Params& p, bool idle_minute, Results& res) {
       res["idle_rss_mb_per_member"].push_back(after.rss_kb / 1024.0);
       if (after.pss_kb >= 0) res["idle_pss_mb_per_member"].push_back(after.pss_kb / 1024.0);
       if (after.private_kb >= 0) res["idle_private_mb_per_member"].push_back(after.private_kb / 1024.0);
-      res["idle_cpu_s_per_member_60s"].push_back((after.ticks - before[i].ticks) / tck);
+      // Nanoseconds when the same threads lived through the minute, else whole ticks.
+      bool same_threads = before[i].cpu_ns >= 0 && after.cpu_ns >= 0 && before[i].tids == after.tids;
+      res["idle_cpu_s_per_member_60s"].push_back(same_threads ? (after.cpu_ns - before[i].cpu_ns) / 1e9
+                                                              : (after.ticks - before[i].ticks) / tck);
     }
   }
 

@@ -201,6 +201,22 @@ std::shared_ptr<Postgres::StateConnection> Postgres::make_state_connection() {
   return std::make_shared<StateConnection>();
 }
 
+Status Postgres::with_kept_connection(const std::function<Status(PGconn*)>& fn) const {
+  std::lock_guard<std::mutex> lock(state_conn_->mu);
+  Status st;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!state_conn_->conn || PQstatus(state_conn_->conn.get()) != CONNECTION_OK) {
+      auto c = connect_superuser(*this);
+      if (!c) return c.status();
+      state_conn_->conn = std::move(*c);
+    }
+    st = fn(state_conn_->conn.get());
+    if (st || PQstatus(state_conn_->conn.get()) == CONNECTION_OK) return st;  // done, or a real error
+    state_conn_->conn.reset();
+  }
+  return st;
+}
+
 Result<PgState> Postgres::query_state() const {
   std::lock_guard<std::mutex> lock(state_conn_->mu);
   ResultPtr r;

@@ -14,6 +14,7 @@
 
 #include "pgwarden/postgres/postgres.hpp"
 #include "internal.hpp"
+#include "pgwarden/util/files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -86,30 +87,22 @@ nlohmann::json Postgres::current_parameters() const {
 }
 
 std::vector<std::string> Postgres::command_line_changes(const nlohmann::json& parameters) const {
-  std::ifstream in(cfg_.postgresql.data_dir + "/postmaster.opts");
-  if (!in) return {};
-  std::stringstream text;
-  text << in.rdbuf();
-  auto running = parse_postmaster_opts(text.str());
+  auto text = util::read_small_file(cfg_.postgresql.data_dir + "/postmaster.opts");
+  if (!text) return {};
+  auto running = parse_postmaster_opts(*text);
   if (running.empty()) return {};
   return changed_command_line_options(running, command_line_options(cfg_, parameters));
 }
 
-bool Postgres::data_directory_exists() const {
-  std::error_code ec;
-  return fs::is_directory(cfg_.postgresql.data_dir, ec);
-}
+// These three run every HA cycle: plain POSIX calls (util/files.hpp), not std::filesystem.
+bool Postgres::data_directory_exists() const { return util::is_directory(cfg_.postgresql.data_dir); }
 
 bool Postgres::data_directory_empty() const {
-  std::error_code ec;
-  if (!fs::is_directory(cfg_.postgresql.data_dir, ec)) return true;
-  return fs::is_empty(cfg_.postgresql.data_dir, ec);
+  if (!util::is_directory(cfg_.postgresql.data_dir)) return true;
+  return util::directory_is_empty(cfg_.postgresql.data_dir);
 }
 
-bool Postgres::is_initialized() const {
-  std::error_code ec;
-  return fs::is_regular_file(fs::path(cfg_.postgresql.data_dir) / "PG_VERSION", ec);
-}
+bool Postgres::is_initialized() const { return util::is_regular_file(cfg_.postgresql.data_dir + "/PG_VERSION"); }
 
 Result<std::string> Postgres::move_data_directory_aside() {
   const std::string& dd = cfg_.postgresql.data_dir;

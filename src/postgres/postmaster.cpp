@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 
 #include "pgwarden/postgres/postgres.hpp"
 #include "internal.hpp"
+#include "pgwarden/util/files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -20,10 +22,10 @@ namespace pgwarden::postgres {
 namespace {
 
 
+// The postmaster's view of a directory and ours may differ by symbolic links or a trailing
+// slash; compare resolved paths (a path that no longer resolves is compared as written).
 std::string canonical_or_self(const std::string& p) {
-  std::error_code ec;
-  auto c = fs::weakly_canonical(p, ec);
-  std::string s = ec ? p : c.string();
+  std::string s = util::real_path(p).value_or(p);
   while (s.size() > 1 && s.back() == '/') s.pop_back();
   return s;
 }
@@ -35,31 +37,35 @@ std::string seconds_arg(std::chrono::milliseconds timeout) {
 
 // Start time of a process in seconds since the epoch, from /proc (boot time + start ticks).
 std::optional<double> process_start_time(int pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string content;
-  if (!std::getline(stat, content)) return std::nullopt;
-  auto rparen = content.rfind(')');  // comm may contain spaces and parentheses
+  auto content = util::read_small_file("/proc/" + std::to_string(pid) + "/stat");
+  auto proc_stat = util::read_small_file("/proc/stat");
+  if (!content || !proc_stat) return std::nullopt;
+  auto rparen = content->rfind(')');  // comm may contain spaces and parentheses
   if (rparen == std::string::npos) return std::nullopt;
-  std::istringstream rest(content.substr(rparen + 2));
-  std::string field;
   // Fields after comm start at #3 (state); starttime is #22.
-  for (int i = 3; i <= 22; ++i)
-    if (!(rest >> field)) return std::nullopt;
-  std::ifstream s("/proc/stat");
-  std::string line;
-  double btime = -1;
-  while (std::getline(s, line))
-    if (line.rfind("btime ", 0) == 0) btime = std::stod(line.substr(6));
+  const char* p = content->c_str() + rparen + 1;
+  for (int i = 3; i < 22; ++i) {
+    while (*p == ' ') ++p;
+    while (*p && *p != ' ') ++p;
+  }
+  char* end = nullptr;
+  double start_ticks = std::strtod(p, &end);
+  if (end == p) return std::nullopt;
+  auto at = proc_stat->find("\nbtime ");
+  if (at == std::string::npos) return std::nullopt;
+  double btime = std::strtod(proc_stat->c_str() + at + 7, &end);
   long ticks = sysconf(_SC_CLK_TCK);
-  if (btime < 0 || ticks <= 0) return std::nullopt;
-  return btime + std::stod(field) / static_cast<double>(ticks);
+  if (ticks <= 0) return std::nullopt;
+  return btime + start_ticks / static_cast<double>(ticks);
 }
 
 bool looks_like_postmaster_binary(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string argv0;
-  if (!std::getline(in, argv0, '\0') || argv0.empty()) return false;
-  std::string name = fs::path(argv0.substr(0, argv0.find(' '))).filename().string();
+  auto cmdline = util::read_small_file("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!cmdline) return false;
+  std::string argv0 = cmdline->substr(0, cmdline->find('\0'));
+  argv0 = argv0.substr(0, argv0.find(' '));  // a postmaster may rewrite its title into argv[0]
+  if (argv0.empty()) return false;
+  std::string name = argv0.substr(argv0.rfind('/') + 1);
   return name.rfind("postgres", 0) == 0 || name.rfind("postmaster", 0) == 0;
 }
 
@@ -67,11 +73,18 @@ bool looks_like_postmaster_binary(int pid) {
 
 std::optional<int> Postgres::postmaster_pid() const {
   const std::string& dd = cfg_.postgresql.data_dir;
-  std::ifstream in(dd + "/postmaster.pid");
-  std::string pid_line, dir_line, start_line;
-  if (!std::getline(in, pid_line)) return std::nullopt;
-  std::getline(in, dir_line);
-  std::getline(in, start_line);
+  auto content = util::read_small_file(dd + "/postmaster.pid");
+  if (!content) return std::nullopt;
+  auto line = [&](size_t n) {  // n-th line (0-based), "" when absent
+    size_t begin = 0;
+    for (size_t i = 0; i < n && begin != std::string::npos; ++i) {
+      begin = content->find('\n', begin);
+      if (begin != std::string::npos) ++begin;
+    }
+    if (begin == std::string::npos || begin >= content->size()) return std::string();
+    return content->substr(begin, content->find('\n', begin) - begin);
+  };
+  std::string pid_line = line(0), dir_line = line(1), start_line = line(2);
   int pid = 0;
   try {
     pid = std::stoi(pid_line);
@@ -83,16 +96,16 @@ std::optional<int> Postgres::postmaster_pid() const {
   if (pid <= 0) return std::nullopt;
   // After a container restart the stale pid may be ours or our parent's.
   if (pid == getpid() || pid == getppid()) return std::nullopt;
-  if (!fs::exists("/proc/" + std::to_string(pid))) return std::nullopt;
+  std::string proc = "/proc/" + std::to_string(pid);
+  if (!util::path_exists(proc)) return std::nullopt;
   if (!looks_like_postmaster_binary(pid)) return std::nullopt;
 
   std::string want = canonical_or_self(dd);
   if (!dir_line.empty() && canonical_or_self(dir_line) != want) return std::nullopt;
-  std::error_code ec;
-  auto cwd = fs::read_symlink("/proc/" + std::to_string(pid) + "/cwd", ec);
   // A postgres whose working directory is our data directory is our postmaster: nothing else
   // chdirs there. Trusting that beats the start-time heuristic, which a clock step can fool.
-  if (!ec) return canonical_or_self(cwd.string()) == want ? std::optional<int>(pid) : std::nullopt;
+  if (auto cwd = util::read_symlink(proc + "/cwd"))
+    return canonical_or_self(*cwd) == want ? std::optional<int>(pid) : std::nullopt;
   // cwd not readable (another OS user): a reused pid that happens to be another postgres
   // gives itself away by its start time, as in Patroni.
   try {

@@ -111,39 +111,46 @@ bool is_valid_slot_name(const std::string& name) {
 }
 
 Result<std::vector<std::string>> list_physical_slots(const Postgres& pg) {
-  auto c = pq::connect(pq::local_superuser_params(pg));
-  if (!c) return c.status();
-  auto rows = list_rows(c->get());
-  if (!rows) return rows.status();
   std::vector<std::string> names;
-  for (const auto& r : *rows) names.push_back(r.name);
+  auto st = pg.with_kept_connection([&](PGconn* c) -> Status {
+    auto rows = list_rows(c);
+    if (!rows) return rows.status();
+    names.clear();
+    for (const auto& r : *rows) names.push_back(r.name);
+    return Status::Ok();
+  });
+  if (!st) return st;
   return names;
 }
 
+// On the kept connection: the leader runs this every cycle.
 Status sync_physical_slots(const Postgres& pg, const std::vector<std::string>& wanted) {
-  auto c = pq::connect(pq::local_superuser_params(pg));
-  if (!c) return c.status();
-  auto rows = list_rows(c->get());
-  if (!rows) return rows.status();
-
-  std::vector<std::string> errors;
+  std::vector<std::string> invalid;
   std::set<std::string> want;
   for (const auto& name : wanted) {
     if (is_valid_slot_name(name)) want.insert(name);
-    else errors.push_back("invalid slot name \"" + name + "\"");
+    else invalid.push_back("invalid slot name \"" + name + "\"");
   }
-  std::set<std::string> have;
-  for (const auto& r : *rows) {
-    have.insert(r.name);
-    if (want.count(r.name) || r.active) continue;
-    if (auto d = pq::exec(c->get(), kDropSlot, {r.name}); !d)
-      errors.push_back("dropping slot " + r.name + ": " + d.status().message());
-  }
-  for (const auto& name : want) {
-    if (have.count(name)) continue;
-    if (auto r = pq::exec(c->get(), kCreateSlot, {name}); !r)
-      errors.push_back("creating slot " + name + ": " + r.status().message());
-  }
+  std::vector<std::string> errors;
+  auto st = pg.with_kept_connection([&](PGconn* c) -> Status {
+    auto rows = list_rows(c);
+    if (!rows) return rows.status();
+    errors = invalid;
+    std::set<std::string> have;
+    for (const auto& r : *rows) {
+      have.insert(r.name);
+      if (want.count(r.name) || r.active) continue;
+      if (auto d = pq::exec(c, kDropSlot, {r.name}); !d)
+        errors.push_back("dropping slot " + r.name + ": " + d.status().message());
+    }
+    for (const auto& name : want) {
+      if (have.count(name)) continue;
+      if (auto r = pq::exec(c, kCreateSlot, {name}); !r)
+        errors.push_back("creating slot " + name + ": " + r.status().message());
+    }
+    return Status::Ok();
+  });
+  if (!st) return st;
   if (errors.empty()) return Status::Ok();
   std::string msg;
   for (const auto& e : errors) msg += (msg.empty() ? "" : "; ") + e;

@@ -335,6 +335,12 @@ TEST_F(ReplicaIntegration, SyncPhysicalSlots) {
   EXPECT_NE(bad.message().find("Not-Valid"), std::string::npos);
   ASSERT_TRUE(pg.stop("fast", 60s));
   EXPECT_EQ(list_physical_slots(pg).status().code(), Code::kUnavailable);
+  // The kept connection died with the server; after a start the next call reconnects.
+  ASSERT_TRUE(pg.start(60s));
+  ASSERT_TRUE(test::wait_until([&] { return pg.is_ready(); }, 30s));
+  st = sync_physical_slots(pg, {"node_a"});
+  ASSERT_TRUE(st) << st.message();
+  EXPECT_EQ(*list_physical_slots(pg), (std::vector<std::string>{"node_a"}));
 }
 
 TEST_F(ReplicaIntegration, RewindDivergedFormerPrimaryAfterCrash) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <cstdint>
 #include <optional>
@@ -13,6 +14,8 @@
 #include "pgwarden/config/config.hpp"
 #include "pgwarden/util/process.hpp"
 #include "pgwarden/util/status.hpp"
+
+struct pg_conn;  // libpq's PGconn
 
 namespace pgwarden::postgres {
 
@@ -126,6 +129,10 @@ class Postgres {
 
   // --- inspection (libpq, over the unix socket when use_unix_socket, else TCP)
   Result<PgState> query_state() const;
+  // Runs `fn` on the connection query_state() keeps (connecting when there is none; once more
+  // on a fresh one when the kept one turns out broken, e.g. after a restart). For the leader's
+  // per-cycle slot work: an idle leader must not start a backend every loop_wait.
+  Status with_kept_connection(const std::function<Status(pg_conn*)>& fn) const;
   bool is_ready() const;                   // accepts connections
   Status execute(const std::string& sql) const;  // as superuser, for bootstrap and tests
 
