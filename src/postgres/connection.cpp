@@ -218,21 +218,13 @@ Status Postgres::with_kept_connection(const std::function<Status(PGconn*)>& fn) 
 }
 
 Result<PgState> Postgres::query_state() const {
-  std::lock_guard<std::mutex> lock(state_conn_->mu);
   ResultPtr r;
-  // Reuse the kept connection; after a restart of PostgreSQL it is broken, so one fresh try.
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!state_conn_->conn || PQstatus(state_conn_->conn.get()) != CONNECTION_OK) {
-      auto c = connect_superuser(*this);
-      if (!c) return c.status();
-      state_conn_->conn = std::move(*c);
-    }
-    r.reset(PQexec(state_conn_->conn.get(), kStateQuery));
-    if (result_ok(r.get()) && PQntuples(r.get()) == 1) break;
-    if (PQstatus(state_conn_->conn.get()) == CONNECTION_OK) break;  // a real query error
-    state_conn_->conn.reset();
-  }
-  if (!result_ok(r.get()) || PQntuples(r.get()) != 1) return Status::Failed("state query: " + result_error(r.get()));
+  auto queried = with_kept_connection([&](PGconn* c) {
+    r.reset(PQexec(c, kStateQuery));
+    if (result_ok(r.get()) && PQntuples(r.get()) == 1) return Status::Ok();
+    return Status::Failed("state query: " + result_error(r.get()));
+  });
+  if (!queried) return queried;
   PgState st;
   try {
     PGresult* res = r.get();

@@ -246,7 +246,7 @@ void Etcd3Dcs::set_ttl(int ttl_seconds) {
   // the new TTL and update_leader/touch_member rebind the keys to it. Run the HA loop
   // promptly so that happens well before the old lease expires.
   lease_ = 0;
-  wake_ = true;
+  wake_.set();
 }
 
 void Etcd3Dcs::set_retry_timeout(int seconds) { client_.set_retry_timeout(seconds_ms(seconds)); }

@@ -58,7 +58,7 @@ bool Etcd3Dcs::event_wakes(const json& event, std::map<std::string, std::string>
 
 bool Etcd3Dcs::watch(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  if (wake_.exchange(false)) return true;
+  if (wake_.take()) return true;
 
   int64_t from = 0;
   std::map<std::string, std::string> seen;
@@ -105,9 +105,8 @@ bool Etcd3Dcs::watch(std::chrono::milliseconds timeout) {
     }
     if (!r.ok()) {
       spdlog::debug("etcd watch failed: {}", r.status().message());
-      // etcd is unreachable: sleep out the timeout (interruptible) rather than spin.
-      while (Clock::now() < deadline && !wake_.load())
-        std::this_thread::sleep_for(std::min<Clock::duration>(kSlice, deadline - Clock::now()));
+      // etcd is unreachable: sleep out the timeout (a wake ends it) rather than spin.
+      wake_.wait_for(std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
     }
     break;
   }
@@ -120,10 +119,10 @@ bool Etcd3Dcs::watch(std::chrono::milliseconds timeout) {
       watched_values_ = std::move(seen);
     }
   }
-  if (wake_.exchange(false)) return true;
+  if (wake_.take()) return true;
   return changed;
 }
 
-void Etcd3Dcs::wake() { wake_ = true; }
+void Etcd3Dcs::wake() { wake_.set(); }
 
 }  // namespace pgwarden::dcs::etcd

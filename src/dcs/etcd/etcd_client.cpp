@@ -165,7 +165,7 @@ Result<json> EtcdClient::call(const std::string& path, const json& body) {
 }
 
 Result<StreamEnd> EtcdClient::watch_stream(const json& body, Clock::time_point deadline,
-                                           const std::atomic<bool>* wake,
+                                           const util::WakeSignal* wake,
                                            const std::function<bool(std::string_view)>& on_data) {
   if (hosts_.empty()) return Status::Invalid("no etcd hosts configured");
   if (!username_.empty() && token().empty()) {
@@ -174,7 +174,7 @@ Result<StreamEnd> EtcdClient::watch_stream(const json& body, Clock::time_point d
   Status last = Status::Unavailable("etcd: no host tried");
   size_t start = preferred_.load();
   for (size_t i = 0; i < hosts_.size(); ++i) {
-    if (Clock::now() >= deadline || (wake && wake->load())) break;
+    if (Clock::now() >= deadline || (wake && wake->is_set())) break;
     const Endpoint& ep = hosts_[(start + i) % hosts_.size()];
     auto r = http_post_stream(ep, "/v3/watch", body.dump(), token(), deadline, wake, on_data);
     if (r.ok()) return r;

@@ -3,6 +3,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
@@ -19,12 +21,63 @@ using boost::system::error_code;
 
 namespace {
 
-// How often a blocked read looks at the wake flag. Each look is a wakeup of an idle member,
-// so this trades shutdown/reload latency (at most this long) against idle CPU.
+// Without an eventfd to sleep on, how often a blocked read looks at the wake flag.
 constexpr auto kWakeSlice = std::chrono::milliseconds(500);
 
+// What ends a Connection's wait besides the operation itself: a timer at the deadline and an
+// async_wait on the WakeSignal's eventfd. With both armed the io_context blocks in epoll until
+// something happens; run_one_for() instead wakes at least once a second (Asio caps each wait
+// at one second), and an idle member waits in a watch most of the time.
+class Alarms {
+ public:
+  Alarms(asio::io_context& ioc, Clock::time_point deadline, const util::WakeSignal* wake)
+      : ioc_(ioc), timer_(ioc, deadline) {
+    timer_pending_ = true;
+    timer_.async_wait([this](const error_code& ec) {
+      timer_pending_ = false;
+      if (!ec) expired_ = true;
+    });
+    if (wake && wake->fd() >= 0) {
+      wake_fd_.emplace(ioc, wake->fd());
+      arm_wake();
+    }
+  }
+  ~Alarms() {
+    error_code ignored;
+    timer_.cancel();
+    if (wake_fd_) wake_fd_->cancel(ignored);
+    // The handlers refer to us: let them run before we go.
+    ioc_.restart();
+    while ((timer_pending_ || wake_pending_) && ioc_.run_one() > 0) {
+    }
+    if (wake_fd_) wake_fd_->release();  // the descriptor belongs to the WakeSignal
+  }
+  Alarms(const Alarms&) = delete;
+  Alarms& operator=(const Alarms&) = delete;
+
+  bool expired() const { return expired_; }
+  bool watching_wake() const { return wake_fd_.has_value(); }
+  // The eventfd became readable; the caller looks at the flag, drains, and re-arms.
+  bool wake_fired() const { return wake_fired_; }
+  void arm_wake() {
+    wake_fired_ = false;
+    wake_pending_ = true;
+    wake_fd_->async_wait(asio::posix::descriptor_base::wait_read, [this](const error_code&) {
+      wake_pending_ = false;
+      wake_fired_ = true;
+    });
+  }
+
+ private:
+  asio::io_context& ioc_;
+  asio::steady_timer timer_;
+  std::optional<asio::posix::stream_descriptor> wake_fd_;
+  bool timer_pending_ = false, expired_ = false;
+  bool wake_pending_ = false, wake_fired_ = false;
+};
+
 // One connection with its own io_context: async operations are started by the caller and
-// driven here so that a deadline (and a wake flag) can interrupt any of them.
+// driven here so that a deadline (and a wake signal) can interrupt any of them.
 class Connection {
  public:
   explicit Connection(const Endpoint& ep) : ep_(ep) {}
@@ -32,16 +85,20 @@ class Connection {
   enum class Wait { kDone, kTimeout, kWoken };
 
   // Runs the io_context until the pending operation sets `done`, the deadline passes, or
-  // *wake is set; on the latter two the socket is closed so the operation completes.
-  Wait run(const bool& done, Clock::time_point deadline, const std::atomic<bool>* wake) {
+  // `wake` is set; on the latter two the socket is closed so the operation completes.
+  Wait run(const bool& done, Clock::time_point deadline, const util::WakeSignal* wake) {
     ioc_.restart();
+    Alarms alarms(ioc_, deadline, wake);
     while (!done) {
-      auto now = Clock::now();
-      if (now >= deadline) return abort(done, Wait::kTimeout);
-      if (wake && wake->load()) return abort(done, Wait::kWoken);
-      auto slice = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-      if (wake && slice > kWakeSlice) slice = kWakeSlice;
-      ioc_.run_one_for(slice);
+      if (alarms.expired() || Clock::now() >= deadline) return abort(done, Wait::kTimeout);
+      if (wake && wake->is_set()) return abort(done, Wait::kWoken);
+      if (alarms.wake_fired()) {  // readable, flag clear: a wake already taken
+        wake->drain();
+        alarms.arm_wake();
+        continue;  // look at the flag again before sleeping
+      }
+      if (wake && !alarms.watching_wake()) ioc_.run_one_for(kWakeSlice);  // no eventfd: poll the flag
+      else ioc_.run_one();
       if (ioc_.stopped()) ioc_.restart();
     }
     return Wait::kDone;
@@ -49,7 +106,7 @@ class Connection {
 
   // `wake` (may be null) interrupts the connect too, reported as a failure; callers that
   // pass it check the flag themselves.
-  Status connect(Clock::time_point deadline, const std::atomic<bool>* wake = nullptr) {
+  Status connect(Clock::time_point deadline, const util::WakeSignal* wake = nullptr) {
     bool done = false;
     error_code ec;
     // An IP literal needs no resolver (Asio's async resolver starts a thread per lookup).
@@ -120,7 +177,7 @@ class Connection {
     return reply;
   }
 
-  Result<StreamEnd> stream(Clock::time_point deadline, const std::atomic<bool>* wake,
+  Result<StreamEnd> stream(Clock::time_point deadline, const util::WakeSignal* wake,
                            const std::function<bool(std::string_view)>& on_data) {
     http::response_parser<http::string_body> parser;
     parser.body_limit(boost::none);
@@ -190,7 +247,7 @@ Result<HttpReply> http_post(const Endpoint& ep, const std::string& target, const
 
 Result<StreamEnd> http_post_stream(const Endpoint& ep, const std::string& target, const std::string& body,
                                    const std::string& auth_token, Clock::time_point deadline,
-                                   const std::atomic<bool>* wake,
+                                   const util::WakeSignal* wake,
                                    const std::function<bool(std::string_view)>& on_data) {
   try {
     Connection c(ep);

@@ -81,7 +81,8 @@ class Etcd3Dcs final : public Dcs {
   // Values of the keys whose changes wake the HA loop, as of the last load.
   std::map<std::string, std::string> watched_values_;
 
-  std::atomic<bool> wake_{false};
+  // Set by wake() and set_ttl() from any thread; the watch sleeps on it.
+  util::WakeSignal wake_;
 };
 
 }  // namespace pgwarden::dcs::etcd

@@ -54,7 +54,7 @@ class EtcdClient {
 
   // Streams /v3/watch from the preferred host (then the others on connection failure).
   Result<StreamEnd> watch_stream(const nlohmann::json& body, Clock::time_point deadline,
-                                 const std::atomic<bool>* wake,
+                                 const util::WakeSignal* wake,
                                  const std::function<bool(std::string_view)>& on_data);
 
   // Builders for txn compare/op entries (keys and values are raw bytes, encoded here).

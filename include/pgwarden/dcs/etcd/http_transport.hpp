@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "pgwarden/util/status.hpp"
+#include "pgwarden/util/wake_signal.hpp"
 
 namespace pgwarden::dcs::etcd {
 
@@ -32,17 +33,17 @@ Result<HttpReply> http_post(const Endpoint& ep, const std::string& target, const
 enum class StreamEnd {
   kStopped,  // on_data asked to stop
   kTimeout,  // the deadline passed
-  kWoken,    // *wake became true
+  kWoken,    // the wake signal was set
   kClosed,   // the server ended the response
 };
 
 // Streams the response body of a POST (e.g. /v3/watch) to on_data as bytes arrive, until
-// on_data returns true, the deadline passes, *wake becomes true (checked every ~100 ms), or
-// the server closes. kUnavailable if the connection/request could not be made; a non-2xx
+// on_data returns true, the deadline passes, `wake` is set (at once: the wait sleeps on its
+// eventfd), or the server closes. kUnavailable if the connection/request could not be made; a non-2xx
 // status is kFailed with the body in the message.
 Result<StreamEnd> http_post_stream(const Endpoint& ep, const std::string& target, const std::string& body,
                                    const std::string& auth_token, Clock::time_point deadline,
-                                   const std::atomic<bool>* wake,
+                                   const util::WakeSignal* wake,
                                    const std::function<bool(std::string_view)>& on_data);
 
 }  // namespace pgwarden::dcs::etcd
