@@ -428,7 +428,7 @@ TEST_F(K8sClientTest, WatchDeliversEventsInOrder) {
   std::string rv = list->json()["metadata"]["resourceVersion"];
 
   std::vector<std::pair<std::string, std::string>> seen;  // type, leader annotation
-  std::atomic<bool> cancel{false};
+  pgwarden::util::WakeSignal cancel;
   auto fut = std::async(std::launch::async, [&] {
     return c.watch(kEp + "?watch=1&resourceVersion=" + rv, [&](const json& ev) {
       seen.emplace_back(ev["type"].get<std::string>(), ev["object"]["metadata"]["annotations"].value("leader", ""));
@@ -500,7 +500,7 @@ TEST_F(K8sClientTest, WatchCancelFlagStopsItQuickly) {
   emu.start();
   emu.put_raw("ns1", "endpoints", endpoints("db"));
   ApiClient c(plain_server(), std::chrono::seconds(5));
-  std::atomic<bool> cancel{false};
+  pgwarden::util::WakeSignal cancel;
   std::atomic<int> events{0};
   auto fut = std::async(std::launch::async, [&] {
     return c.watch(kEp + "?watch=1&resourceVersion=0", [&](const json&) { return ++events, true; }, &cancel);
@@ -508,7 +508,7 @@ TEST_F(K8sClientTest, WatchCancelFlagStopsItQuickly) {
   ASSERT_TRUE(pgwarden::test::wait_until([&] { return events.load() == 1; }, std::chrono::seconds(5)));
   std::this_thread::sleep_for(milliseconds(300));
   auto start = Clock::now();
-  cancel = true;
+  cancel.set();
   ASSERT_EQ(fut.wait_for(std::chrono::seconds(2)), std::future_status::ready);
   EXPECT_LT(ms_since(start), 1000);
   auto r = fut.get();

@@ -3,14 +3,14 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
 #include <algorithm>
 #include <exception>
 #include <optional>
+
+#include "pgwarden/util/io_alarms.hpp"
 
 namespace pgwarden::dcs::etcd {
 
@@ -24,58 +24,6 @@ namespace {
 // Without an eventfd to sleep on, how often a blocked read looks at the wake flag.
 constexpr auto kWakeSlice = std::chrono::milliseconds(500);
 
-// What ends a Connection's wait besides the operation itself: a timer at the deadline and an
-// async_wait on the WakeSignal's eventfd. With both armed the io_context blocks in epoll until
-// something happens; run_one_for() instead wakes at least once a second (Asio caps each wait
-// at one second), and an idle member waits in a watch most of the time.
-class Alarms {
- public:
-  Alarms(asio::io_context& ioc, Clock::time_point deadline, const util::WakeSignal* wake)
-      : ioc_(ioc), timer_(ioc, deadline) {
-    timer_pending_ = true;
-    timer_.async_wait([this](const error_code& ec) {
-      timer_pending_ = false;
-      if (!ec) expired_ = true;
-    });
-    if (wake && wake->fd() >= 0) {
-      wake_fd_.emplace(ioc, wake->fd());
-      arm_wake();
-    }
-  }
-  ~Alarms() {
-    error_code ignored;
-    timer_.cancel();
-    if (wake_fd_) wake_fd_->cancel(ignored);
-    // The handlers refer to us: let them run before we go.
-    ioc_.restart();
-    while ((timer_pending_ || wake_pending_) && ioc_.run_one() > 0) {
-    }
-    if (wake_fd_) wake_fd_->release();  // the descriptor belongs to the WakeSignal
-  }
-  Alarms(const Alarms&) = delete;
-  Alarms& operator=(const Alarms&) = delete;
-
-  bool expired() const { return expired_; }
-  bool watching_wake() const { return wake_fd_.has_value(); }
-  // The eventfd became readable; the caller looks at the flag, drains, and re-arms.
-  bool wake_fired() const { return wake_fired_; }
-  void arm_wake() {
-    wake_fired_ = false;
-    wake_pending_ = true;
-    wake_fd_->async_wait(asio::posix::descriptor_base::wait_read, [this](const error_code&) {
-      wake_pending_ = false;
-      wake_fired_ = true;
-    });
-  }
-
- private:
-  asio::io_context& ioc_;
-  asio::steady_timer timer_;
-  std::optional<asio::posix::stream_descriptor> wake_fd_;
-  bool timer_pending_ = false, expired_ = false;
-  bool wake_pending_ = false, wake_fired_ = false;
-};
-
 // One connection with its own io_context: async operations are started by the caller and
 // driven here so that a deadline (and a wake signal) can interrupt any of them.
 class Connection {
@@ -88,7 +36,7 @@ class Connection {
   // `wake` is set; on the latter two the socket is closed so the operation completes.
   Wait run(const bool& done, Clock::time_point deadline, const util::WakeSignal* wake) {
     ioc_.restart();
-    Alarms alarms(ioc_, deadline, wake);
+    util::IoAlarms alarms(ioc_, deadline, wake);
     while (!done) {
       if (alarms.expired() || Clock::now() >= deadline) return abort(done, Wait::kTimeout);
       if (wake && wake->is_set()) return abort(done, Wait::kWoken);

@@ -336,7 +336,7 @@ Result<ApiReply> ApiClient::call(const std::string& method, const std::string& t
 }
 
 Result<WatchEnd> ApiClient::watch(const std::string& target, const std::function<bool(const nlohmann::json&)>& on_event,
-                                  const std::atomic<bool>* cancel) {
+                                  const util::WakeSignal* cancel) {
   auto& im = *impl_;
   if (!im.config_error.ok()) return im.config_error;
   auto unavailable = [&](const std::string& what) {
@@ -437,7 +437,7 @@ Result<WatchEnd> ApiClient::watch(const std::string& target, const std::function
           return WatchEnd::kClosed;
         }
         if (eof) return WatchEnd::kClosed;
-        if (cancel && cancel->load()) return WatchEnd::kCancelled;
+        if (cancel && cancel->is_set()) return WatchEnd::kCancelled;
       }
     } catch (const std::exception& e) {
       return unavailable(e.what());

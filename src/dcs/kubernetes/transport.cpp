@@ -15,6 +15,8 @@
 
 #include <stdexcept>
 
+#include "pgwarden/util/io_alarms.hpp"
+
 namespace pgwarden::dcs::k8s::detail {
 
 namespace asio = boost::asio;
@@ -118,15 +120,25 @@ void Connection::close() {
   lowest().close(ignored);
 }
 
-Connection::Wait Connection::run(const bool& done, Clock::time_point deadline, const std::atomic<bool>* cancel) {
+Connection::Wait Connection::run(const bool& done, Clock::time_point deadline, const util::WakeSignal* cancel) {
   ioc_.restart();
+  util::IoAlarms alarms(ioc_, deadline, cancel);
   while (!done) {
     auto now = Clock::now();
-    if (now >= deadline) return abort(done, Wait::kTimeout);
-    if (cancel && cancel->load()) return abort(done, Wait::kCancelled);
-    std::chrono::milliseconds slice = kCancelSlice;
-    if (deadline - now < slice) slice = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-    ioc_.run_one_for(slice);
+    if (alarms.expired() || now >= deadline) return abort(done, Wait::kTimeout);
+    if (cancel && cancel->is_set()) return abort(done, Wait::kCancelled);
+    if (alarms.wake_fired()) {  // readable, flag clear: a cancel already taken back
+      cancel->drain();
+      alarms.arm_wake();
+      continue;  // look at the flag again before sleeping
+    }
+    if (cancel && !alarms.watching_wake()) {
+      std::chrono::milliseconds slice = kCancelSlice;
+      if (deadline - now < slice) slice = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+      ioc_.run_one_for(slice);
+    } else {
+      ioc_.run_one();  // the deadline timer or the cancel's eventfd ends the sleep
+    }
     if (ioc_.stopped()) ioc_.restart();
   }
   return Wait::kDone;
@@ -163,7 +175,7 @@ IoError Connection::tls_failure(const error_code& ec) {
   return {IoError::kTls, "TLS handshake failed: " + ec.message()};
 }
 
-IoError Connection::connect(Clock::time_point deadline, const std::atomic<bool>* cancel) {
+IoError Connection::connect(Clock::time_point deadline, const util::WakeSignal* cancel) {
   if (tls_ctx_) tls_ = std::make_unique<ssl::stream<tcp::socket>>(ioc_, *tls_ctx_);
   tcp::socket& sock = lowest();
   bool done = false;
@@ -257,7 +269,7 @@ IoError Connection::read(Parser& parser, Clock::time_point deadline) {
   return {};
 }
 
-IoError Connection::read_header(Parser& parser, Clock::time_point deadline, const std::atomic<bool>* cancel) {
+IoError Connection::read_header(Parser& parser, Clock::time_point deadline, const util::WakeSignal* cancel) {
   bool done = false;
   error_code ec;
   on_stream(tls_, plain_, [&](auto& s) {
@@ -275,7 +287,7 @@ IoError Connection::read_header(Parser& parser, Clock::time_point deadline, cons
   return {};
 }
 
-IoError Connection::read_some(Parser& parser, Clock::time_point deadline, const std::atomic<bool>* cancel,
+IoError Connection::read_some(Parser& parser, Clock::time_point deadline, const util::WakeSignal* cancel,
                               bool& eof) {
   eof = false;
   if (parser.is_done()) {

@@ -1,7 +1,7 @@
 #pragma once
 // One HTTP/1.1 connection to the Kubernetes API server, plain or TLS, on a private
 // io_context: every asynchronous step is driven here for at most the time left before a
-// deadline (and stops early when a cancel flag is set), then cancelled by closing the socket.
+// deadline (and stops early when a cancel signal is set), then cancelled by closing the socket.
 // Private to the kubernetes client (src/dcs/kubernetes).
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -17,13 +17,15 @@
 
 #include "pgwarden/dcs/kubernetes/kube_config.hpp"
 #include "pgwarden/util/status.hpp"
+#include "pgwarden/util/wake_signal.hpp"
 
 namespace pgwarden::dcs::k8s::detail {
 
 using Clock = std::chrono::steady_clock;
 namespace http = boost::beast::http;
 
-// How often a blocked operation looks at the cancel flag.
+// How often a blocked operation looks at the cancel flag when the WakeSignal has no eventfd
+// (otherwise the wait sleeps on it: util/io_alarms.hpp).
 inline constexpr auto kCancelSlice = std::chrono::milliseconds(250);
 
 struct IoError {
@@ -56,14 +58,14 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  IoError connect(Clock::time_point deadline, const std::atomic<bool>* cancel);
+  IoError connect(Clock::time_point deadline, const util::WakeSignal* cancel);
   IoError write(const http::request<http::string_body>& req, Clock::time_point deadline);
   // A whole reply. kClosedEarly when the connection ended before any byte of it.
   IoError read(Parser& parser, Clock::time_point deadline);
-  IoError read_header(Parser& parser, Clock::time_point deadline, const std::atomic<bool>* cancel);
+  IoError read_header(Parser& parser, Clock::time_point deadline, const util::WakeSignal* cancel);
   // Some more of the body (appended to parser.get().body()); `eof` set when the server ended the
   // connection or the message.
-  IoError read_some(Parser& parser, Clock::time_point deadline, const std::atomic<bool>* cancel, bool& eof);
+  IoError read_some(Parser& parser, Clock::time_point deadline, const util::WakeSignal* cancel, bool& eof);
 
   // Requests completed on this connection (a reused one is > 0).
   int uses = 0;
@@ -72,7 +74,7 @@ class Connection {
 
  private:
   enum class Wait { kDone, kTimeout, kCancelled };
-  Wait run(const bool& done, Clock::time_point deadline, const std::atomic<bool>* cancel);
+  Wait run(const bool& done, Clock::time_point deadline, const util::WakeSignal* cancel);
   Wait abort(const bool& done, Wait why);
   boost::asio::ip::tcp::socket& lowest();
   IoError waited(Wait w, const char* what);

@@ -45,7 +45,7 @@ void WatchedList::start() {
     std::lock_guard lk(mu_);
     stopping_ = false;
   }
-  cancel_ = false;
+  cancel_.take();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -55,7 +55,7 @@ void WatchedList::stop() {
     stopping_ = true;
     ready_ = false;
   }
-  cancel_ = true;
+  cancel_.set();
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -87,7 +87,7 @@ void WatchedList::put(const json& object) {
   store_locked(object, false);
 }
 
-void WatchedList::resync() { cancel_ = true; }
+void WatchedList::resync() { cancel_.set(); }
 
 void WatchedList::store_locked(const json& object, bool deleted) {
   std::string name = name_of(object);
@@ -179,7 +179,7 @@ void WatchedList::run() {
       std::lock_guard lk(mu_);
       if (stopping_) return;
     }
-    cancel_ = false;
+    cancel_.take();
     auto rv = relist();
     if (!rv) {
       std::lock_guard lk(mu_);

@@ -16,6 +16,7 @@
 
 #include "pgwarden/dcs/kubernetes/kube_config.hpp"
 #include "pgwarden/util/status.hpp"
+#include "pgwarden/util/wake_signal.hpp"
 
 namespace pgwarden::dcs::k8s {
 
@@ -63,7 +64,7 @@ class ApiClient {
 
   // GET `target` (which carries watch=1&resourceVersion=...) and hands every complete
   // newline-delimited event object to on_event until it returns false, the server ends the
-  // stream, or *cancel becomes true (checked at least every 500 ms). A non-200 answer is
+  // stream, or `cancel` is set (at once: the read sleeps on its eventfd). A non-200 answer is
   // returned as kFailed with the HTTP code in Status::message() prefixed "HTTP <code>: " (410
   // included, so the caller re-lists); no reply at all is kUnavailable. Connecting is bounded
   // by retry_timeout; the stream itself has no read timeout. Uses its own connection.
@@ -71,7 +72,7 @@ class ApiClient {
   // resourceVersion, which the API server sends inside a 200 stream as often as a 410 answer)
   // is not handed to on_event: it ends the watch as kFailed "HTTP <code>: <message>" too.
   Result<WatchEnd> watch(const std::string& target, const std::function<bool(const nlohmann::json&)>& on_event,
-                         const std::atomic<bool>* cancel);
+                         const util::WakeSignal* cancel);
 
   void set_retry_timeout(std::chrono::milliseconds t);
   const ApiServer& server() const { return server_; }

@@ -69,7 +69,7 @@ class WatchedList {
   bool stopping_ = false;
 
   std::string last_error_;  // of the last failed LIST (watch thread only)
-  std::atomic<bool> cancel_{false};
+  util::WakeSignal cancel_;  // ends the current watch (stop, resync)
   std::thread thread_;
 };
 
