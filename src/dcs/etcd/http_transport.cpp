@@ -8,7 +8,11 @@
 
 #include <algorithm>
 #include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <vector>
 
 #include "pgwarden/util/io_alarms.hpp"
 
@@ -104,7 +108,10 @@ class Connection {
       done = true;
     });
     if (run(done, deadline, nullptr) != Wait::kDone) return fail("timed out sending request");
-    if (ec) return fail("cannot send request: " + ec.message());
+    if (ec) {
+      closed_by_peer_ = ec == asio::error::broken_pipe || ec == asio::error::connection_reset;
+      return fail("cannot send request: " + ec.message());
+    }
     return Status::Ok();
   }
 
@@ -118,12 +125,24 @@ class Connection {
       done = true;
     });
     if (run(done, deadline, nullptr) != Wait::kDone) return fail("timed out waiting for the reply");
-    if (ec) return fail("cannot read the reply: " + ec.message());
+    if (ec) {
+      closed_by_peer_ = !parser.got_some() && (ec == http::error::end_of_stream || ec == asio::error::eof ||
+                                               ec == asio::error::connection_reset);
+      return fail("cannot read the reply: " + ec.message());
+    }
+    reusable_ = parser.get().keep_alive() && buffer_.size() == 0 && socket_.is_open();
     HttpReply reply;
     reply.status = static_cast<int>(parser.get().result_int());
     reply.body = std::move(parser.get().body());
     return reply;
   }
+
+  const Endpoint& endpoint() const { return ep_; }
+  // The last reply allows another request on this connection (HTTP/1.1 keep-alive).
+  bool reusable() const { return reusable_; }
+  // The last request failed because the server had closed the connection before reading it
+  // (an idle keep-alive connection it dropped): nothing reached etcd, sending again is safe.
+  bool closed_by_peer() const { return closed_by_peer_; }
 
   Result<StreamEnd> stream(Clock::time_point deadline, const util::WakeSignal* wake,
                            const std::function<bool(std::string_view)>& on_data) {
@@ -173,21 +192,64 @@ class Connection {
   Status fail(const std::string& what) const { return Status::Unavailable("etcd " + ep_.str() + ": " + what); }
 
   Endpoint ep_;
+  bool reusable_ = false, closed_by_peer_ = false;
   asio::io_context ioc_{1};
   tcp::resolver resolver_{ioc_};
   tcp::socket socket_{ioc_};
   boost::beast::flat_buffer buffer_;
 };
 
+// Idle keep-alive connections per endpoint. An HA cycle makes several requests to the same
+// etcd; a new TCP connection (and io_context) for each was a good part of an idle leader's
+// CPU. A pooled connection the server closed meanwhile fails at once, and the request goes out
+// again on a fresh one.
+class ConnectionPool {
+ public:
+  std::unique_ptr<Connection> take(const Endpoint& ep) {
+    std::lock_guard lk(mu_);
+    auto it = idle_.find(ep.str());
+    if (it == idle_.end() || it->second.empty()) return nullptr;
+    auto c = std::move(it->second.back());
+    it->second.pop_back();
+    return c;
+  }
+  void give_back(std::unique_ptr<Connection> c) {
+    std::lock_guard lk(mu_);
+    auto& list = idle_[c->endpoint().str()];
+    if (list.size() < kMaxIdlePerEndpoint) list.push_back(std::move(c));
+  }
+
+ private:
+  static constexpr size_t kMaxIdlePerEndpoint = 2;  // the HA loop, plus a REST-triggered call
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;
+};
+
+ConnectionPool& pool() {
+  static ConnectionPool p;
+  return p;
+}
+
 }  // namespace
 
 Result<HttpReply> http_post(const Endpoint& ep, const std::string& target, const std::string& body,
                             const std::string& auth_token, Clock::time_point deadline) {
   try {
-    Connection c(ep);
-    if (auto s = c.connect(deadline); !s.ok()) return s;
-    if (auto s = c.send(target, body, auth_token, deadline); !s.ok()) return s;
-    return c.receive(deadline);
+    for (int attempt = 0;; ++attempt) {
+      auto c = attempt == 0 ? pool().take(ep) : nullptr;
+      const bool reused = c != nullptr;
+      if (!c) {
+        c = std::make_unique<Connection>(ep);
+        if (auto s = c->connect(deadline); !s.ok()) return s;
+      }
+      auto sent = c->send(target, body, auth_token, deadline);
+      Result<HttpReply> reply = sent.ok() ? c->receive(deadline) : Result<HttpReply>(sent);
+      if (reply.ok()) {
+        if (c->reusable()) pool().give_back(std::move(c));
+        return reply;
+      }
+      if (!reused || !c->closed_by_peer()) return reply;
+    }
   } catch (const std::exception& e) {
     return Status::Unavailable("etcd " + ep.str() + ": " + e.what());
   }

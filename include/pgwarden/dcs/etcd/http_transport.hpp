@@ -1,7 +1,9 @@
 #pragma once
-// Plain HTTP/1.1 POSTs to one etcd endpoint, each on its own connection so that calls from
-// different threads share nothing. Every step is bounded by a deadline: asio operations
-// are run on a private io_context for at most the remaining time and cancelled after.
+// Plain HTTP/1.1 POSTs to one etcd endpoint. A call has a connection to itself: a kept-alive
+// one from an earlier call when there is one idle (taken under a lock, so threads never share
+// one), else a new one; a watch stream always opens its own. Every step is bounded by a
+// deadline: asio operations run on the connection's private io_context for at most the
+// remaining time and are cancelled after.
 #include <atomic>
 #include <chrono>
 #include <functional>

@@ -1,0 +1,128 @@
+// The etcd transport keeps connections alive between calls, and sends a request again on a
+// fresh connection when the server had closed the kept one. A small HTTP/1.1 server on
+// loopback counts the connections it accepts.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "pgwarden/dcs/etcd/http_transport.hpp"
+
+namespace pgwarden::dcs::etcd {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Answers every request with 200 "{}"; after `requests_per_connection` answers it closes the
+// connection (without saying so in the reply, as a server dropping an idle connection does).
+class TinyServer {
+ public:
+  explicit TinyServer(int requests_per_connection) : per_conn_(requests_per_connection) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    EXPECT_EQ(::listen(fd_, 8), 0);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~TinyServer() {
+    stop_ = true;
+    // The client keeps its connection: end the read the server thread may be waiting in.
+    if (int c = client_.load(); c >= 0) ::shutdown(c, SHUT_RDWR);
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      ++accepted_;
+      client_ = c;
+      for (int i = 0; i < per_conn_ && !stop_ && answer(c); ++i) {
+      }
+      client_ = -1;
+      ::close(c);
+    }
+  }
+  // Reads one request (headers, then Content-Length bytes) and answers it.
+  static bool answer(int c) {
+    std::string in;
+    char buf[4096];
+    size_t end = std::string::npos;
+    while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+      ssize_t n = ::read(c, buf, sizeof buf);
+      if (n <= 0) return false;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    size_t length = 0;
+    if (auto at = in.find("Content-Length: "); at != std::string::npos) length = std::stoul(in.substr(at + 16));
+    while (in.size() < end + 4 + length) {
+      ssize_t n = ::read(c, buf, sizeof buf);
+      if (n <= 0) return false;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    const std::string reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    return ::write(c, reply.data(), reply.size()) == static_cast<ssize_t>(reply.size());
+  }
+
+  int fd_ = -1, port_ = 0, per_conn_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::atomic<int> client_{-1};
+  std::thread thread_;
+};
+
+Result<HttpReply> post(int port) {
+  return http_post(Endpoint{"127.0.0.1", port}, "/v3/kv/range", R"({"key":"YQ=="})", "",
+                   Clock::now() + 5s);
+}
+
+TEST(EtcdHttpTransport, KeepsTheConnectionBetweenCalls) {
+  TinyServer server(100);
+  for (int i = 0; i < 3; ++i) {
+    auto r = post(server.port());
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "{}");
+  }
+  EXPECT_EQ(server.accepted(), 1) << "three calls, one connection";
+}
+
+TEST(EtcdHttpTransport, SendsAgainWhenTheServerClosedTheKeptConnection) {
+  TinyServer server(1);  // closes each connection after one answer
+  ASSERT_TRUE(post(server.port()).ok());
+  std::this_thread::sleep_for(50ms);  // let the close arrive
+  auto r = post(server.port());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->body, "{}");
+  EXPECT_EQ(server.accepted(), 2) << "the stale connection was dropped, the request went out on a new one";
+}
+
+TEST(EtcdHttpTransport, DeadServerIsUnavailable) {
+  int port = 0;
+  {
+    TinyServer server(100);
+    port = server.port();
+    ASSERT_TRUE(post(port).ok());
+  }  // gone, with a kept connection to it in the pool
+  auto r = post(port);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+}
+
+}  // namespace
+}  // namespace pgwarden::dcs::etcd
