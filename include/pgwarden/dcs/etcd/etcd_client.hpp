@@ -1,7 +1,8 @@
 #pragma once
 // A small etcd v3 client over the HTTP/JSON gateway (/v3/...), with fail-over between the
-// configured hosts. Thread-safe: each request uses its own connection; the only shared
-// state (preferred host, auth token, timeouts) is behind a mutex or atomic.
+// configured hosts. Thread-safe: a request has a connection to itself (a kept-alive one taken
+// from the transport's pool, or a new one); the only shared state (preferred host, auth token,
+// timeouts, the pool) is behind a mutex or atomic.
 #include <nlohmann/json.hpp>
 
 #include <atomic>
