@@ -35,6 +35,20 @@ const char* to_string(Action a) {
   return "unknown";
 }
 
+bool leaves_postgres_alone(Action a) {
+  switch (a) {
+    case Action::kAcquireLock: case Action::kRenewLock: case Action::kWriteInitialize:
+    case Action::kReleaseLock: case Action::kSyncSlots: case Action::kClearFailover:
+      return true;
+    case Action::kBootstrap: case Action::kStartPrimary: case Action::kStartReplica: case Action::kPromote:
+    case Action::kDemote: case Action::kCreateReplica: case Action::kFollow: case Action::kRewind:
+    case Action::kReclone: case Action::kStepDown: case Action::kRestart: case Action::kReinitialize:
+    case Action::kReloadConfig:
+      return false;
+  }
+  return false;
+}
+
 namespace {
 
 Decision make(std::vector<Action> actions, std::string role, std::string reason) {

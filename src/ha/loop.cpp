@@ -304,9 +304,12 @@ void HaLoop::cycle() {
     spdlog::critical("{}: {}", cfg_.name, out.status.message());
     fatal_ = true;
   }
-  // The role is what PostgreSQL is now, read back after the actions.
+  // The role is what PostgreSQL is now, read back after actions that may have changed it
+  // (a leader's every cycle renews its lock and syncs slots: no second read for those).
   std::optional<postgres::PgState> after;
-  if (!d.actions.empty()) s.pg = read_local(&after);
+  const bool pg_untouched =
+      out.status.ok() && std::all_of(d.actions.begin(), d.actions.end(), leaves_postgres_alone);
+  if (!pg_untouched) s.pg = read_local(&after);
   else after = st;
   role_ = !s.pg.running ? (s.pg.initialized ? role_ : "uninitialized")
                         : (s.pg.query_ok ? (s.pg.in_recovery ? "replica" : "master") : role_);

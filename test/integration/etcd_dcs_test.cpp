@@ -237,6 +237,41 @@ TEST_F(EtcdDcs, WatchWakesOnLeaderChangeAndTimesOut) {
   EXPECT_FALSE(a->watch(500ms));
 }
 
+// etcd's count of watch streams ever started (a Prometheus counter on its client port).
+long watch_streams_started(int client_port) {
+  auto r = test::http_request("GET", "127.0.0.1", client_port, "/metrics");
+  const std::string name = "grpc_server_started_total{grpc_method=\"Watch\",grpc_service=\"etcdserverpb.Watch\"";
+  auto at = r.body.find(name);
+  if (r.status != 200 || at == std::string::npos) return -1;
+  auto space = r.body.find("} ", at);
+  return space == std::string::npos ? -1 : std::stol(r.body.substr(space + 2));
+}
+
+// One watch stream serves every HA cycle: it stays open between watch() calls (no new
+// connection and etcd watcher per cycle), events a load already saw do not wake again, and
+// a change made between two calls is still seen at once.
+TEST_F(EtcdDcs, WatchStreamLastsAcrossCalls) {
+  auto a = make("a"), b = make("b");
+  ASSERT_TRUE(a->load_cluster().ok());
+  const long before = watch_streams_started(server_->client_port());
+  ASSERT_GE(before, 0) << "etcd's /metrics has no Watch stream counter";
+
+  EXPECT_FALSE(a->watch(200ms));  // opens the stream
+  // A change the next load sees: the stream delivers it later, but it must not wake again.
+  ASSERT_TRUE(b->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  EXPECT_FALSE(a->watch(300ms));
+  // A change made between two calls (while the HA cycle runs) wakes the next one at once.
+  ASSERT_TRUE(b->delete_leader(std::nullopt).ok());
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(a->watch(10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  ASSERT_TRUE(a->load_cluster().ok());
+  EXPECT_FALSE(a->watch(200ms));
+
+  EXPECT_EQ(watch_streams_started(server_->client_port()) - before, 1) << "one stream for four calls";
+}
+
 TEST_F(EtcdDcs, WakeInterruptsWatch) {
   auto a = make("a");
   ASSERT_TRUE(a->load_cluster().ok());

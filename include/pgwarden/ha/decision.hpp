@@ -34,6 +34,11 @@ enum class Action {
 
 const char* to_string(Action a);
 
+// True for the actions that, when they succeed, leave the local PostgreSQL as they found it
+// (they write to the DCS or manage replication slots only), so the loop need not read its
+// state again after them. A failed lock renewal demotes, so the loop re-reads after any failure.
+bool leaves_postgres_alone(Action a);
+
 struct Decision {
   std::vector<Action> actions;
   std::string reason;  // one line for the log and /patroni

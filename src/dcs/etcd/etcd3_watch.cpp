@@ -1,5 +1,6 @@
-// watch()/wake() of the etcd backend: one streaming /v3/watch over the cluster prefix,
-// starting right after the revision of the last load_cluster(), on its own connection.
+// watch()/wake() of the etcd backend: one streaming /v3/watch over the cluster prefix on its
+// own connection, opened right after the revision of the last load_cluster() and then kept
+// for as long as etcd keeps it. Events the last load already saw are skipped.
 #include <thread>
 
 #include "pgwarden/dcs/etcd/cluster_builder.hpp"
@@ -69,43 +70,59 @@ bool Etcd3Dcs::watch(std::chrono::milliseconds timeout) {
   }
   const int64_t loaded_at = from;
 
-  bool changed = false;
-  JsonObjectStream stream;
+  bool changed = false, broken = false;
+  // Every message of a chunk is taken (the stream goes on after this call); the read stops
+  // after the chunk that brought a change.
   auto on_data = [&](std::string_view chunk) {
-    for (const auto& msg : stream.feed(chunk)) {
+    for (const auto& msg : watch_messages_.feed(chunk)) {
       if (msg.contains("error")) {
         spdlog::warn("etcd watch error: {}", msg["error"].dump());
-        changed = true;  // cannot tell what we missed: let the HA loop reload
-        return true;
+        changed = broken = true;  // cannot tell what we missed: let the HA loop reload
+        continue;
       }
       const json& res = msg.contains("result") ? msg["result"] : msg;
       if (json_int64(res, "compact_revision") > 0 || res.value("canceled", false)) {
-        changed = true;  // our start revision is gone; a reload catches up
-        return true;
+        changed = broken = true;  // our start revision is gone; a reload catches up
+        continue;
       }
       auto events = res.find("events");
       if (events == res.end() || !events->is_array()) continue;
       for (const auto& ev : *events) {
-        if (auto kvj = ev.find("kv"); kvj != ev.end()) from = std::max(from, json_int64(*kvj, "mod_revision"));
+        auto kvj = ev.find("kv");
+        if (kvj == ev.end()) continue;
+        int64_t rev = json_int64(*kvj, "mod_revision");
+        // The last load (or an earlier watch) saw it. A txn's events share one revision, and
+        // etcd sends a revision's events in one message, which is taken whole.
+        if (rev <= loaded_at) continue;
+        from = std::max(from, rev);
         if (event_wakes(ev, seen)) changed = true;
       }
-      if (changed) return true;
     }
-    return false;
+    return changed;
   };
 
   while (!changed) {
     if (Clock::now() >= deadline) break;
-    json create = {{"key", base64_encode(prefix_)}, {"range_end", base64_encode(prefix_range_end(prefix_))}};
-    if (from > 0) create["start_revision"] = std::to_string(from + 1);
-    auto r = client_.watch_stream(json{{"create_request", create}}, deadline, &wake_, on_data);
+    if (!watch_stream_.is_open()) {
+      json create = {{"key", base64_encode(prefix_)}, {"range_end", base64_encode(prefix_range_end(prefix_))}};
+      if (from > 0) create["start_revision"] = std::to_string(from + 1);
+      watch_messages_ = JsonObjectStream();
+      if (auto s = client_.open_watch(watch_stream_, json{{"create_request", create}}, deadline, &wake_); !s.ok()) {
+        if (wake_.is_set()) break;
+        spdlog::debug("etcd watch failed: {}", s.message());
+        // etcd is unreachable: sleep out the timeout (a wake ends it) rather than spin.
+        wake_.wait_for(std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
+        break;
+      }
+    }
+    auto r = watch_stream_.read(deadline, &wake_, on_data);
+    if (broken) watch_stream_.close();
     if (r.ok() && *r == StreamEnd::kClosed) {  // server ended the stream: resume from `from`
       std::this_thread::sleep_for(kSlice);
       continue;
     }
     if (!r.ok()) {
       spdlog::debug("etcd watch failed: {}", r.status().message());
-      // etcd is unreachable: sleep out the timeout (a wake ends it) rather than spin.
       wake_.wait_for(std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
     }
     break;

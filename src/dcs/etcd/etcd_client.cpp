@@ -164,22 +164,21 @@ Result<json> EtcdClient::call(const std::string& path, const json& body) {
   return Status::Unavailable("etcd not reachable within " + std::to_string(total.count()) + " ms (" + detail + ")");
 }
 
-Result<StreamEnd> EtcdClient::watch_stream(const json& body, Clock::time_point deadline,
-                                           const util::WakeSignal* wake,
-                                           const std::function<bool(std::string_view)>& on_data) {
+Status EtcdClient::open_watch(HttpStream& stream, const json& body, Clock::time_point deadline,
+                              const util::WakeSignal* wake) {
   if (hosts_.empty()) return Status::Invalid("no etcd hosts configured");
   if (!username_.empty() && token().empty()) {
     if (auto s = authenticate(hosts_[preferred_.load() % hosts_.size()], deadline); !s.ok()) return s;
   }
   Status last = Status::Unavailable("etcd: no host tried");
   size_t start = preferred_.load();
+  const std::string request = body.dump();
   for (size_t i = 0; i < hosts_.size(); ++i) {
     if (Clock::now() >= deadline || (wake && wake->is_set())) break;
     const Endpoint& ep = hosts_[(start + i) % hosts_.size()];
-    auto r = http_post_stream(ep, "/v3/watch", body.dump(), token(), deadline, wake, on_data);
-    if (r.ok()) return r;
-    last = r.status();
-    if (last.code() != Code::kUnavailable) return last;
+    // A blackholed host must not eat the whole wait: connecting gets a short budget.
+    last = stream.open(ep, "/v3/watch", request, token(), std::min(deadline, Clock::now() + std::chrono::seconds(2)), wake);
+    if (last.ok()) return last;
   }
   return last;
 }

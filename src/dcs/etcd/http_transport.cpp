@@ -1,5 +1,9 @@
 #include "pgwarden/dcs/etcd/http_transport.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -28,6 +32,22 @@ namespace {
 // Without an eventfd to sleep on, how often a blocked read looks at the wake flag.
 constexpr auto kWakeSlice = std::chrono::milliseconds(500);
 
+// A dead peer on a long-lived stream (no RST: a partitioned host) is noticed within about
+// 10 + 3 * 5 s instead of never.
+void set_keepalive(tcp::socket& socket) {
+  error_code ignored;
+  socket.set_option(asio::socket_base::keep_alive(true), ignored);
+  int idle = 10, interval = 5, count = 3;
+  const int fd = socket.native_handle();
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+}
+
+}  // namespace
+
+namespace detail {
+
 // One connection with its own io_context: async operations are started by the caller and
 // driven here so that a deadline (and a wake signal) can interrupt any of them.
 class Connection {
@@ -37,13 +57,14 @@ class Connection {
   enum class Wait { kDone, kTimeout, kWoken };
 
   // Runs the io_context until the pending operation sets `done`, the deadline passes, or
-  // `wake` is set; on the latter two the socket is closed so the operation completes.
-  Wait run(const bool& done, Clock::time_point deadline, const util::WakeSignal* wake) {
+  // `wake` is set. On the latter two the socket is closed so the operation completes, unless
+  // `keep_pending`: then the operation stays queued for a later run().
+  Wait run(const bool& done, Clock::time_point deadline, const util::WakeSignal* wake, bool keep_pending = false) {
     ioc_.restart();
     util::IoAlarms alarms(ioc_, deadline, wake);
     while (!done) {
-      if (alarms.expired() || Clock::now() >= deadline) return abort(done, Wait::kTimeout);
-      if (wake && wake->is_set()) return abort(done, Wait::kWoken);
+      if (alarms.expired() || Clock::now() >= deadline) return keep_pending ? Wait::kTimeout : abort(done, Wait::kTimeout);
+      if (wake && wake->is_set()) return keep_pending ? Wait::kWoken : abort(done, Wait::kWoken);
       if (alarms.wake_fired()) {  // readable, flag clear: a wake already taken
         wake->drain();
         alarms.arm_wake();
@@ -144,37 +165,46 @@ class Connection {
   // (an idle keep-alive connection it dropped): nothing reached etcd, sending again is safe.
   bool closed_by_peer() const { return closed_by_peer_; }
 
+  // Streaming: the response body goes to on_data as it arrives. A read still unfinished when
+  // the deadline passes or the wake is set stays queued on the io_context, so the next call
+  // resumes exactly where this one stopped and the connection outlives it.
   Result<StreamEnd> stream(Clock::time_point deadline, const util::WakeSignal* wake,
                            const std::function<bool(std::string_view)>& on_data) {
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(boost::none);
-    bool done = false;
-    error_code ec;
-    http::async_read_header(socket_, buffer_, parser, [&](const error_code& e, size_t) {
-      ec = e;
-      done = true;
-    });
-    if (auto w = run(done, deadline, wake); w != Wait::kDone)
-      return w == Wait::kTimeout ? StreamEnd::kTimeout : StreamEnd::kWoken;
-    if (ec) return fail("cannot read the reply: " + ec.message());
-    int status = static_cast<int>(parser.get().result_int());
-    while (!parser.is_done()) {
-      done = false;
-      http::async_read_some(socket_, buffer_, parser, [&](const error_code& e, size_t) {
-        ec = e;
-        done = true;
-      });
-      auto w = run(done, deadline, wake);
-      if (w != Wait::kDone) return w == Wait::kTimeout ? StreamEnd::kTimeout : StreamEnd::kWoken;
-      if (ec == http::error::end_of_stream || ec == asio::error::eof) return StreamEnd::kClosed;
-      if (ec) return fail("stream broken: " + ec.message());
-      std::string chunk = std::move(parser.get().body());
-      parser.get().body().clear();
-      if (status >= 300) continue;  // collect nothing; reported below once complete
-      if (!chunk.empty() && on_data(chunk)) return StreamEnd::kStopped;
+    if (!stream_) {
+      stream_.emplace();
+      stream_->parser.body_limit(boost::none);
+      set_keepalive(socket_);
     }
-    if (status >= 300) return Status::Failed("etcd " + ep_.str() + " answered HTTP " + std::to_string(status));
-    return StreamEnd::kClosed;
+    StreamRead& st = *stream_;
+    for (;;) {
+      if (!st.pending && !st.completed) {
+        st.pending = true;
+        auto handler = [this](const error_code& e, size_t) {
+          stream_->ec = e;
+          stream_->pending = false;
+          stream_->completed = true;
+        };
+        if (!st.parser.is_header_done()) http::async_read_header(socket_, buffer_, st.parser, handler);
+        else http::async_read_some(socket_, buffer_, st.parser, handler);
+      }
+      if (!st.completed) {
+        auto w = run(st.completed, deadline, wake, /*keep_pending=*/true);
+        // A read that completed while the wait was being torn down is taken next time.
+        if (w != Wait::kDone) return w == Wait::kTimeout ? StreamEnd::kTimeout : StreamEnd::kWoken;
+      }
+      st.completed = false;
+      if (st.ec == http::error::end_of_stream || st.ec == asio::error::eof) return StreamEnd::kClosed;
+      if (st.ec) return fail("stream broken: " + st.ec.message());
+      const int status = static_cast<int>(st.parser.get().result_int());
+      std::string chunk = std::move(st.parser.get().body());
+      st.parser.get().body().clear();
+      if (status >= 300) {  // collect nothing; reported once the reply is complete
+        if (st.parser.is_done()) return Status::Failed("etcd " + ep_.str() + " answered HTTP " + std::to_string(status));
+        continue;
+      }
+      if (!chunk.empty() && on_data(chunk)) return StreamEnd::kStopped;
+      if (st.parser.is_done()) return StreamEnd::kClosed;
+    }
   }
 
  private:
@@ -191,13 +221,28 @@ class Connection {
 
   Status fail(const std::string& what) const { return Status::Unavailable("etcd " + ep_.str() + ": " + what); }
 
+  // A streamed reply being read; its handler refers to it, so it lives as long as we do.
+  struct StreamRead {
+    http::response_parser<http::string_body> parser;
+    bool pending = false;    // a read is queued on ioc_
+    bool completed = false;  // a read finished and its result (ec, parser) is not taken yet
+    error_code ec;
+  };
+
   Endpoint ep_;
   bool reusable_ = false, closed_by_peer_ = false;
+  std::optional<StreamRead> stream_;
   asio::io_context ioc_{1};
   tcp::resolver resolver_{ioc_};
   tcp::socket socket_{ioc_};
   boost::beast::flat_buffer buffer_;
 };
+
+}  // namespace detail
+
+using detail::Connection;
+
+namespace {
 
 // Idle keep-alive connections per endpoint. An HA cycle makes several requests to the same
 // etcd; a new TCP connection (and io_context) for each was a good part of an idle leader's
@@ -255,20 +300,38 @@ Result<HttpReply> http_post(const Endpoint& ep, const std::string& target, const
   }
 }
 
-Result<StreamEnd> http_post_stream(const Endpoint& ep, const std::string& target, const std::string& body,
-                                   const std::string& auth_token, Clock::time_point deadline,
-                                   const util::WakeSignal* wake,
-                                   const std::function<bool(std::string_view)>& on_data) {
+HttpStream::HttpStream() = default;
+HttpStream::~HttpStream() = default;
+HttpStream::HttpStream(HttpStream&&) noexcept = default;
+HttpStream& HttpStream::operator=(HttpStream&&) noexcept = default;
+
+Status HttpStream::open(const Endpoint& ep, const std::string& target, const std::string& body,
+                        const std::string& auth_token, Clock::time_point deadline, const util::WakeSignal* wake) {
+  conn_.reset();
   try {
-    Connection c(ep);
-    // A blackholed host must not eat the whole watch: connecting gets a short budget.
-    auto connect_deadline = std::min(deadline, Clock::now() + std::chrono::seconds(2));
-    if (auto s = c.connect(connect_deadline, wake); !s.ok()) return s;
-    if (auto s = c.send(target, body, auth_token, connect_deadline); !s.ok()) return s;
-    return c.stream(deadline, wake, on_data);
+    auto c = std::make_unique<Connection>(ep);
+    if (auto s = c->connect(deadline, wake); !s.ok()) return s;
+    if (auto s = c->send(target, body, auth_token, deadline); !s.ok()) return s;
+    conn_ = std::move(c);
+    return Status::Ok();
   } catch (const std::exception& e) {
     return Status::Unavailable("etcd " + ep.str() + ": " + e.what());
   }
 }
+
+Result<StreamEnd> HttpStream::read(Clock::time_point deadline, const util::WakeSignal* wake,
+                                   const std::function<bool(std::string_view)>& on_data) {
+  if (!conn_) return Status::Unavailable("etcd: the stream is not open");
+  Result<StreamEnd> r = Status::Unavailable("etcd: stream not read");
+  try {
+    r = conn_->stream(deadline, wake, on_data);
+  } catch (const std::exception& e) {
+    r = Status::Unavailable("etcd " + conn_->endpoint().str() + ": " + e.what());
+  }
+  if (!r.ok() || *r == StreamEnd::kClosed) conn_.reset();
+  return r;
+}
+
+void HttpStream::close() { conn_.reset(); }
 
 }  // namespace pgwarden::dcs::etcd

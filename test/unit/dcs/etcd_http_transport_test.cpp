@@ -1,5 +1,6 @@
 // The etcd transport keeps connections alive between calls, and sends a request again on a
-// fresh connection when the server had closed the kept one. A small HTTP/1.1 server on
+// fresh connection when the server had closed the kept one; a stream (the watch) lives across
+// reads. A small HTTP/1.1 server on
 // loopback counts the connections it accepts.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -122,6 +124,121 @@ TEST(EtcdHttpTransport, DeadServerIsUnavailable) {
   auto r = post(port);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kUnavailable);
+}
+
+// Answers one streaming request with a chunked 200 reply whose chunks the test sends when it
+// likes, as etcd does for /v3/watch.
+class StreamServer {
+ public:
+  StreamServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    EXPECT_EQ(::listen(fd_, 8), 0);
+  }
+  ~StreamServer() {
+    if (client_ >= 0) ::close(client_);
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  // Accepts the client and reads its request headers; then the reply's header goes out.
+  bool accept_request() {
+    client_ = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (client_ < 0) return false;
+    std::string in;
+    char buf[4096];
+    while (in.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = ::read(client_, buf, sizeof buf);
+      if (n <= 0) return false;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    return put("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+  }
+  bool chunk(const std::string& data) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+    return put(size + data + "\r\n");
+  }
+  void finish() {
+    put("0\r\n\r\n");
+    ::close(client_);
+    client_ = -1;
+  }
+
+ private:
+  bool put(const std::string& bytes) { return ::write(client_, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()); }
+  int fd_ = -1, port_ = 0, client_ = -1;
+};
+
+TEST(EtcdHttpStream, ReadsGoOnWhereTheLastOneStopped) {
+  StreamServer server;
+  HttpStream stream;
+  std::thread accept([&] { EXPECT_TRUE(server.accept_request()); });
+  ASSERT_TRUE(stream.open(Endpoint{"127.0.0.1", server.port()}, "/v3/watch", "{}", "", Clock::now() + 5s, nullptr).ok());
+  accept.join();
+
+  std::string got;
+  auto collect = [&](std::string_view d) {
+    got += d;
+    return got.find('}') != std::string::npos;  // stop once an object is complete
+  };
+  // Nothing sent yet: the deadline ends the read, the stream stays open.
+  auto r = stream.read(Clock::now() + 100ms, nullptr, collect);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*r, StreamEnd::kTimeout);
+  EXPECT_TRUE(stream.is_open());
+
+  // Data sent between two reads (the queued read is still waiting for it) arrives in the next.
+  ASSERT_TRUE(server.chunk(R"({"a":)"));
+  r = stream.read(Clock::now() + 100ms, nullptr, collect);
+  EXPECT_EQ(*r, StreamEnd::kTimeout);
+  ASSERT_TRUE(server.chunk(R"(1})"));
+  r = stream.read(Clock::now() + 5s, nullptr, collect);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*r, StreamEnd::kStopped);
+  EXPECT_EQ(got, R"({"a":1})");
+  EXPECT_TRUE(stream.is_open());
+
+  // A wake ends a read at once and leaves the stream open.
+  util::WakeSignal wake;
+  std::thread waker([&] {
+    std::this_thread::sleep_for(100ms);
+    wake.set();
+  });
+  auto t0 = Clock::now();
+  r = stream.read(Clock::now() + 10s, &wake, collect);
+  waker.join();
+  EXPECT_EQ(*r, StreamEnd::kWoken);
+  EXPECT_LT(Clock::now() - t0, 5s);
+  EXPECT_TRUE(stream.is_open());
+
+  // The server ends the reply: kClosed, and the stream is closed.
+  got.clear();
+  ASSERT_TRUE(server.chunk(R"({"b":2})"));
+  server.finish();
+  r = stream.read(Clock::now() + 5s, nullptr, [&](std::string_view d) {
+    got += d;
+    return false;
+  });
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*r, StreamEnd::kClosed);
+  EXPECT_EQ(got, R"({"b":2})");
+  EXPECT_FALSE(stream.is_open());
+  EXPECT_FALSE(stream.read(Clock::now() + 100ms, nullptr, collect).ok());
+}
+
+TEST(EtcdHttpStream, NoServerIsUnavailable) {
+  int port = 0;
+  { StreamServer gone; port = gone.port(); }
+  HttpStream stream;
+  auto s = stream.open(Endpoint{"127.0.0.1", port}, "/v3/watch", "{}", "", Clock::now() + 2s, nullptr);
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s.message();
+  EXPECT_FALSE(stream.is_open());
 }
 
 }  // namespace

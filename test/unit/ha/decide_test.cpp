@@ -247,6 +247,31 @@ TEST(Decide, IsDeterministic) {
   EXPECT_EQ(a.reason, b.reason);
 }
 
+// The loop reads PostgreSQL again after acting unless every action left it alone; a steady
+// leader (renew the lock, sync slots) and a steady replica must not pay for a second read.
+TEST(Decide, ActionsThatLeavePostgresAlone) {
+  const std::vector<std::pair<Action, bool>> table = {
+      {A::kAcquireLock, true},    {A::kRenewLock, true},     {A::kWriteInitialize, true},
+      {A::kReleaseLock, true},    {A::kSyncSlots, true},     {A::kClearFailover, true},
+      {A::kBootstrap, false},     {A::kStartPrimary, false}, {A::kStartReplica, false},
+      {A::kPromote, false},       {A::kDemote, false},       {A::kCreateReplica, false},
+      {A::kFollow, false},        {A::kRewind, false},       {A::kReclone, false},
+      {A::kStepDown, false},      {A::kRestart, false},      {A::kReinitialize, false},
+      {A::kReloadConfig, false},
+  };
+  for (const auto& [action, alone] : table) EXPECT_EQ(leaves_postgres_alone(action), alone) << to_string(action);
+
+  Decision steady = decide(base());
+  ASSERT_FALSE(steady.actions.empty());
+  EXPECT_TRUE(std::all_of(steady.actions.begin(), steady.actions.end(), leaves_postgres_alone));
+
+  Snapshot promoting = base();  // the lock is ours but PostgreSQL is still a replica
+  as_replica(promoting);
+  Decision d = decide(promoting);
+  ASSERT_NE(std::find(d.actions.begin(), d.actions.end(), A::kPromote), d.actions.end());
+  EXPECT_FALSE(std::all_of(d.actions.begin(), d.actions.end(), leaves_postgres_alone));
+}
+
 // The chart's most common failure: a reinstall over leftover objects. The DCS says the
 // cluster exists, nobody leads, nobody has data, nothing can clone without a leader.
 TEST(Decide, NamesTheObjectToDeleteWhenInitialisedWithoutLeaderOrData) {

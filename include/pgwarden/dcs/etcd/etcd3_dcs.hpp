@@ -83,6 +83,11 @@ class Etcd3Dcs final : public Dcs {
 
   // Set by wake() and set_ttl() from any thread; the watch sleeps on it.
   util::WakeSignal wake_;
+
+  // The watch stream, kept open across HA cycles (used by the HA loop's thread only): one
+  // etcd watcher and one connection for the daemon's life instead of one per cycle.
+  HttpStream watch_stream_;
+  JsonObjectStream watch_messages_;  // a message may span reads
 };
 
 }  // namespace pgwarden::dcs::etcd

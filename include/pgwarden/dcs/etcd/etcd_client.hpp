@@ -53,10 +53,10 @@ class EtcdClient {
   Result<int64_t> lease_keepalive(int64_t id);            // remaining TTL; 0 when the lease is gone
   Status lease_revoke(int64_t id);
 
-  // Streams /v3/watch from the preferred host (then the others on connection failure).
-  Result<StreamEnd> watch_stream(const nlohmann::json& body, Clock::time_point deadline,
-                                 const util::WakeSignal* wake,
-                                 const std::function<bool(std::string_view)>& on_data);
+  // Opens `stream` as a /v3/watch with `body` on the preferred host (then the others when
+  // one cannot be reached). The caller reads it (HttpStream::read) for as long as it likes.
+  Status open_watch(HttpStream& stream, const nlohmann::json& body, Clock::time_point deadline,
+                    const util::WakeSignal* wake);
 
   // Builders for txn compare/op entries (keys and values are raw bytes, encoded here).
   static nlohmann::json cmp_create_revision(const std::string& key, int64_t rev);

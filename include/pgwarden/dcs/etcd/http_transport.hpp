@@ -1,12 +1,13 @@
 #pragma once
 // Plain HTTP/1.1 POSTs to one etcd endpoint. A call has a connection to itself: a kept-alive
 // one from an earlier call when there is one idle (taken under a lock, so threads never share
-// one), else a new one; a watch stream always opens its own. Every step is bounded by a
+// one), else a new one; a watch stream (HttpStream) owns its own. Every step is bounded by a
 // deadline: asio operations run on the connection's private io_context for at most the
 // remaining time and are cancelled after.
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -39,13 +40,37 @@ enum class StreamEnd {
   kClosed,   // the server ended the response
 };
 
-// Streams the response body of a POST (e.g. /v3/watch) to on_data as bytes arrive, until
-// on_data returns true, the deadline passes, `wake` is set (at once: the wait sleeps on its
-// eventfd), or the server closes. kUnavailable if the connection/request could not be made; a non-2xx
-// status is kFailed with the body in the message.
-Result<StreamEnd> http_post_stream(const Endpoint& ep, const std::string& target, const std::string& body,
-                                   const std::string& auth_token, Clock::time_point deadline,
-                                   const util::WakeSignal* wake,
-                                   const std::function<bool(std::string_view)>& on_data);
+namespace detail {
+class Connection;
+}
+
+// A streamed POST reply (etcd's /v3/watch) read in slices over a connection of its own. The
+// connection lives until the server ends the reply, an error, close() or destruction, so one
+// watch can serve many HA cycles instead of a new connection (and etcd watcher) per cycle.
+class HttpStream {
+ public:
+  HttpStream();
+  ~HttpStream();
+  HttpStream(HttpStream&&) noexcept;
+  HttpStream& operator=(HttpStream&&) noexcept;
+
+  // Connects and sends the request (a wake interrupts the connect). kUnavailable naming the
+  // endpoint when that fails; the stream is then closed.
+  Status open(const Endpoint& ep, const std::string& target, const std::string& body, const std::string& auth_token,
+              Clock::time_point deadline, const util::WakeSignal* wake);
+  bool is_open() const { return conn_ != nullptr; }
+
+  // Hands body bytes to on_data as they arrive, until on_data returns true (kStopped), the
+  // deadline passes (kTimeout), `wake` is set (kWoken, at once: the wait sleeps on its
+  // eventfd) or the server ends the reply (kClosed). The stream stays open after kStopped,
+  // kTimeout and kWoken: the next read() goes on where this one stopped. After kClosed or an
+  // error (kUnavailable; a non-2xx status is kFailed) it is closed.
+  Result<StreamEnd> read(Clock::time_point deadline, const util::WakeSignal* wake,
+                         const std::function<bool(std::string_view)>& on_data);
+  void close();
+
+ private:
+  std::unique_ptr<detail::Connection> conn_;
+};
 
 }  // namespace pgwarden::dcs::etcd
