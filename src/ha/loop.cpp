@@ -78,8 +78,8 @@ void HaLoop::apply_pending_reload() {
 
 LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
   LocalPostgres l;
-  l.data_dir_empty = pg_.data_directory_empty();
   l.initialized = pg_.is_initialized();
+  l.data_dir_empty = !l.initialized && pg_.data_directory_empty();  // PG_VERSION is in it
   l.running = pg_.is_running();
   if (l.running) {
     auto st = pg_.query_state();
@@ -333,7 +333,8 @@ int HaLoop::run() {
       // Most of an idle member's resident set is code that ran once (library set-up,
       // bootstrap); dropping our mappings of it costs a minor fault if it runs again.
       auto r = util::release_unused_pages();
-      spdlog::debug("{}: released {} kB of start-up pages ({} mappings)", cfg_.name, r.resident_kb, r.mappings);
+      spdlog::debug("{}: dropped {} read-only ranges ({} kB mapped) of {} objects", cfg_.name, r.ranges,
+                    r.bytes / 1024, r.objects);
       next_page_release_ = started + kPageReleaseInterval;
     }
     auto deadline = started + std::chrono::seconds(std::max(1, dyn_.loop_wait));

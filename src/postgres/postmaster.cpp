@@ -100,12 +100,14 @@ std::optional<int> Postgres::postmaster_pid() const {
   if (!util::path_exists(proc)) return std::nullopt;
   if (!looks_like_postmaster_binary(pid)) return std::nullopt;
 
-  std::string want = canonical_or_self(dd);
-  if (!dir_line.empty() && canonical_or_self(dir_line) != want) return std::nullopt;
+  const std::string want = canonical_or_self(dd);
+  // Resolving a path costs a readlink per component; the usual answers need none.
+  auto names_our_directory = [&](const std::string& p) { return p == dd || p == want || canonical_or_self(p) == want; };
+  if (!dir_line.empty() && !names_our_directory(dir_line)) return std::nullopt;
   // A postgres whose working directory is our data directory is our postmaster: nothing else
   // chdirs there. Trusting that beats the start-time heuristic, which a clock step can fool.
   if (auto cwd = util::read_symlink(proc + "/cwd"))
-    return canonical_or_self(*cwd) == want ? std::optional<int>(pid) : std::nullopt;
+    return names_our_directory(*cwd) ? std::optional<int>(pid) : std::nullopt;
   // cwd not readable (another OS user): a reused pid that happens to be another postgres
   // gives itself away by its start time, as in Patroni.
   try {

@@ -1,77 +1,100 @@
 #include "pgwarden/util/memory.hpp"
 
+#include <elf.h>
+#include <link.h>
 #include <malloc.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
-#include <vector>
+#include <algorithm>
+#include <string_view>
 
 namespace pgwarden::util {
 namespace {
 
-struct Mapping {
-  unsigned long start = 0, end = 0;
-  std::string perms, path;
-  size_t rss_kb = 0, anonymous_kb = 0;
+// DT_TEXTREL, or DF_TEXTREL in DT_FLAGS, in an object's dynamic section.
+bool has_text_relocations(const dl_phdr_info& info) {
+  for (int i = 0; i < info.dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info.dlpi_phdr[i];
+    if (ph.p_type != PT_DYNAMIC) continue;
+    for (auto* d = reinterpret_cast<const ElfW(Dyn)*>(info.dlpi_addr + ph.p_vaddr); d->d_tag != DT_NULL; ++d) {
+      if (d->d_tag == DT_TEXTREL) return true;
+      if (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_TEXTREL)) return true;
+    }
+  }
+  return false;
+}
+
+struct Walk {
+  uintptr_t page_size = 4096;
+  uintptr_t vdso = 0;
+  PageRelease out;
 };
 
-// /proc/self/smaps: a header line per mapping ("start-end perms offset dev inode [path]")
-// followed by "Key: value kB" lines.
-std::vector<Mapping> read_smaps() {
-  std::vector<Mapping> out;
-  std::ifstream in("/proc/self/smaps");
-  std::string line;
-  while (std::getline(in, line)) {
-    unsigned long start = 0, end = 0;
-    char perms[8] = {0};
-    int consumed = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &consumed) >= 3 &&
-        line.find('-') < line.find(' ')) {
-      Mapping m;
-      m.start = start;
-      m.end = end;
-      m.perms = perms;
-      if (consumed > 0 && static_cast<size_t>(consumed) <= line.size()) m.path = line.substr(consumed);
-      out.push_back(std::move(m));
-      continue;
-    }
-    if (out.empty()) continue;
-    auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string key = line.substr(0, colon);
-    size_t kb = std::strtoul(line.c_str() + colon + 1, nullptr, 10);
-    if (key == "Rss") out.back().rss_kb = kb;
-    else if (key == "Anonymous") out.back().anonymous_kb = kb;
+int release_object(dl_phdr_info* info, size_t, void* data) {
+  auto& walk = *static_cast<Walk*>(data);
+  // The vDSO is the kernel's, not a file mapping: its headers lie in its own image.
+  const auto headers = reinterpret_cast<uintptr_t>(info->dlpi_phdr);
+  if (walk.vdso != 0 && headers >= walk.vdso && headers - walk.vdso < 64 * 1024) return 0;
+  if (info->dlpi_name && std::string_view(info->dlpi_name).rfind("linux-vdso", 0) == 0) return 0;
+  ++walk.out.objects;
+  std::vector<ElfSegment> segments;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    segments.push_back({ph.p_type, ph.p_flags, static_cast<uintptr_t>(ph.p_vaddr), static_cast<uintptr_t>(ph.p_memsz)});
   }
-  return out;
+  for (const auto& r : read_only_ranges(info->dlpi_addr, segments, has_text_relocations(*info), walk.page_size)) {
+    if (madvise(reinterpret_cast<void*>(r.begin), r.end - r.begin, MADV_DONTNEED) == 0) {
+      ++walk.out.ranges;
+      walk.out.bytes += r.end - r.begin;
+    }
+  }
+  return 0;
 }
 
 }  // namespace
 
-bool droppable_mapping(const std::string& perms, const std::string& path, size_t anonymous_kb) {
-  // Only mappings of a file ("/..."), never written by us (no 'w', no private page), and not
-  // the kernel's [vdso]/[vvar] or anything deleted/replaced under us.
-  if (perms.size() < 4 || perms[0] != 'r' || perms[1] == 'w' || perms[3] != 'p') return false;
-  if (path.empty() || path[0] != '/' || path.find(" (deleted)") != std::string::npos) return false;
-  return anonymous_kb == 0;
+std::vector<AddressRange> read_only_ranges(uintptr_t base, const std::vector<ElfSegment>& segments,
+                                           bool text_relocations, uintptr_t page_size) {
+  std::vector<AddressRange> out;
+  if (text_relocations || page_size == 0) return out;
+  auto down = [&](uintptr_t a) { return a - a % page_size; };
+  auto up = [&](uintptr_t a) { return down(a + page_size - 1); };
+  // Pages that hold relocated data, rounded outwards: never dropped.
+  std::vector<AddressRange> relro;
+  for (const auto& s : segments)
+    if (s.type == PT_GNU_RELRO && s.memsz > 0) relro.push_back({down(base + s.vaddr), up(base + s.vaddr + s.memsz)});
+  for (const auto& s : segments) {
+    if (s.type != PT_LOAD || (s.flags & PF_W) || s.memsz == 0) continue;
+    // Whole pages only, rounded inwards: a page shared with a neighbouring segment stays.
+    AddressRange r{up(base + s.vaddr), down(base + s.vaddr + s.memsz)};
+    std::vector<AddressRange> pieces;
+    if (r.begin < r.end) pieces.push_back(r);
+    for (const auto& x : relro) {
+      std::vector<AddressRange> next;
+      for (const auto& p : pieces) {
+        if (x.end <= p.begin || x.begin >= p.end) {
+          next.push_back(p);
+          continue;
+        }
+        if (p.begin < x.begin) next.push_back({p.begin, x.begin});
+        if (x.end < p.end) next.push_back({x.end, p.end});
+      }
+      pieces = std::move(next);
+    }
+    out.insert(out.end(), pieces.begin(), pieces.end());
+  }
+  return out;
 }
 
 PageRelease release_unused_pages() {
-  PageRelease out;
-  auto maps = read_smaps();
-  out.ok = !maps.empty();
-  for (const auto& m : maps) {
-    if (m.rss_kb == 0 || !droppable_mapping(m.perms, m.path, m.anonymous_kb)) continue;
-    if (madvise(reinterpret_cast<void*>(m.start), m.end - m.start, MADV_DONTNEED) == 0) {
-      ++out.mappings;
-      out.resident_kb += m.rss_kb;
-    }
-  }
+  Walk walk;
+  if (long p = sysconf(_SC_PAGESIZE); p > 0) walk.page_size = static_cast<uintptr_t>(p);
+  walk.vdso = static_cast<uintptr_t>(getauxval(AT_SYSINFO_EHDR));
+  dl_iterate_phdr(release_object, &walk);
   malloc_trim(0);
-  return out;
+  return walk.out;
 }
 
 }  // namespace pgwarden::util

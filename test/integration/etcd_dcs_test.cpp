@@ -54,6 +54,21 @@ class EtcdDcs : public ::testing::Test {
 
 EtcdServer* EtcdDcs::server_ = nullptr;
 
+// A counter from etcd's Prometheus metrics on its client port: the line that starts with
+// `series` (name and, if any, the first labels); -1 when absent.
+long etcd_metric(int client_port, const std::string& series) {
+  auto r = test::http_request("GET", "127.0.0.1", client_port, "/metrics");
+  auto at = r.body.find("\n" + series);
+  if (r.status != 200 || at == std::string::npos) return -1;
+  auto end = r.body.find('\n', at + 1);
+  auto space = r.body.rfind(' ', end);
+  return space == std::string::npos || space < at ? -1 : std::stol(r.body.substr(space + 1, end - space - 1));
+}
+
+long watch_streams_started(int client_port) {
+  return etcd_metric(client_port, R"(grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch")");
+}
+
 TEST_F(EtcdDcs, InitializeRace) {
   auto a = make("a"), b = make("b");
   EXPECT_TRUE(a->initialize(true, "").ok());
@@ -139,6 +154,27 @@ TEST_F(EtcdDcs, RenewalKeepsLeaderPastTtl) {
   auto c = b->load_cluster();
   ASSERT_TRUE(c->leader);
   EXPECT_EQ(c->leader->name, "a");
+}
+
+// A renewal right after the load that saw our key on our lease only keeps the lease alive, as
+// Patroni does; with an older view it asks etcd, and so finds the key someone else took.
+TEST_F(EtcdDcs, RenewalTrustsOnlyAFreshView) {
+  auto a = make("a"), b = make("b");
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  const long txns = etcd_metric(server_->client_port(), "etcd_mvcc_txn_total ");
+  ASSERT_GE(txns, 0);
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  EXPECT_EQ(etcd_metric(server_->client_port(), "etcd_mvcc_txn_total "), txns) << "no txn after a fresh load";
+
+  // The key changes hands behind a's back (another process of the same name deletes it).
+  ASSERT_TRUE(make("a")->delete_leader(std::nullopt).ok());
+  ASSERT_TRUE(b->attempt_to_acquire_leader().ok());
+  std::this_thread::sleep_for(1100ms);  // a's view is no longer fresh
+  auto s = a->update_leader(std::nullopt);
+  EXPECT_EQ(s.code(), Code::kConflict) << s.message();
+  EXPECT_NE(s.message().find("held by b"), std::string::npos) << s.message();
+  EXPECT_EQ(raw()[prefix() + "leader"], "b");
 }
 
 TEST_F(EtcdDcs, SetTtlRebindsLeaderToNewLease) {
@@ -235,16 +271,6 @@ TEST_F(EtcdDcs, WatchWakesOnLeaderChangeAndTimesOut) {
   ASSERT_TRUE(a->touch_member({{"state", "running"}}).ok());
   ASSERT_TRUE(a->update_leader(42).ok());
   EXPECT_FALSE(a->watch(500ms));
-}
-
-// etcd's count of watch streams ever started (a Prometheus counter on its client port).
-long watch_streams_started(int client_port) {
-  auto r = test::http_request("GET", "127.0.0.1", client_port, "/metrics");
-  const std::string name = "grpc_server_started_total{grpc_method=\"Watch\",grpc_service=\"etcdserverpb.Watch\"";
-  auto at = r.body.find(name);
-  if (r.status != 200 || at == std::string::npos) return -1;
-  auto space = r.body.find("} ", at);
-  return space == std::string::npos ? -1 : std::stol(r.body.substr(space + 2));
 }
 
 // One watch stream serves every HA cycle: it stays open between watch() calls (no new

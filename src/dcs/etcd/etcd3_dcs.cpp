@@ -11,6 +11,10 @@ namespace {
 
 std::chrono::milliseconds seconds_ms(int s) { return std::chrono::milliseconds(int64_t{s} * 1000); }
 
+// How old a load_cluster() view may be for update_leader to take its word that the leader
+// key names us on our lease: the HA cycle that loaded it renews a few milliseconds later.
+constexpr auto kFreshView = std::chrono::seconds(1);
+
 // The key-value a txn's failure branch read back with op_range, if the key exists.
 std::optional<KeyValue> ranged_kv(const TxnResult& t) {
   for (const auto& resp : t.responses) {
@@ -58,6 +62,7 @@ Result<Cluster> Etcd3Dcs::load_cluster() {
     spdlog::warn("I am the leader but not owner of the lease");
   cluster_ = c;
   loaded_revision_ = r->revision;
+  loaded_at_ = Clock::now();
   watched_values_.clear();
   for (const auto& kv : r->kvs) {
     std::string rel = kv.key.substr(std::min(kv.key.size(), prefix_.size()));
@@ -149,9 +154,17 @@ Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
   std::lock_guard lk(mu_);
   if (auto s = refresh_lease_locked(true); !s.ok()) return s;
   const std::string leader = key(kLeaderKey);
-  // Usual case: the key names us and rides on our lease; nothing to write.
-  auto t = client_.txn(json::array({EtcdClient::cmp_value(leader, name_), EtcdClient::cmp_lease(leader, lease_)}),
-                       json::array(), json::array({EtcdClient::op_range(leader)}));
+  // Usual case: the key names us and rides on our lease, which the keep-alive just renewed;
+  // nothing to write. This cycle's load saw that (as Patroni trusts its view); else etcd is
+  // asked, atomically.
+  const bool view_says_ours = cluster_ && Clock::now() - loaded_at_ < kFreshView && cluster_->leader &&
+                              cluster_->leader->name == name_ && cluster_->leader->session == session_of(lease_);
+  TxnResult confirmed;
+  confirmed.succeeded = true;
+  Result<TxnResult> t = confirmed;
+  if (!view_says_ours)
+    t = client_.txn(json::array({EtcdClient::cmp_value(leader, name_), EtcdClient::cmp_lease(leader, lease_)}),
+                    json::array(), json::array({EtcdClient::op_range(leader)}));
   if (!t.ok()) return t.status();
   if (!t->succeeded) {
     auto kv = ranged_kv(*t);

@@ -78,6 +78,7 @@ class Etcd3Dcs final : public Dcs {
   std::optional<Cluster> cluster_;         // last load_cluster()
   std::optional<std::string> last_status_; // last status document we wrote
   int64_t loaded_revision_ = 0;            // store revision of the last load
+  Clock::time_point loaded_at_{};          // when the last load_cluster() read it
   // Values of the keys whose changes wake the HA loop, as of the last load.
   std::map<std::string, std::string> watched_values_;
 
