@@ -5,13 +5,14 @@
 // once a second (Asio caps each wait at one second), and polling a flag wakes more often
 // still. An idle member spends nearly all its time in such waits (its DCS watches).
 //
-// Use: construct before the wait loop; in the loop, stop on expired() or wake->is_set(); when
-// wake_fired() but the flag is clear (a wake already taken), wake->drain(), arm_wake(), and
-// look at the flag again. The destructor cancels both and runs their handlers.
+// Use: construct before the wait loop and call step() until the operation is done or step()
+// says the deadline passed or the signal is set. The destructor cancels both alarms and runs
+// their handlers.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -24,7 +25,7 @@ class IoAlarms {
   // `deadline` time_point::max(): no timer. `wake` null or without eventfd: no wake watch
   // (callers then poll the flag).
   IoAlarms(boost::asio::io_context& ioc, std::chrono::steady_clock::time_point deadline, const WakeSignal* wake)
-      : ioc_(ioc), timer_(ioc) {
+      : ioc_(ioc), timer_(ioc), deadline_(deadline), wake_(wake) {
     if (deadline != std::chrono::steady_clock::time_point::max()) {
       timer_.expires_at(deadline);
       timer_pending_ = true;
@@ -51,9 +52,31 @@ class IoAlarms {
   IoAlarms(const IoAlarms&) = delete;
   IoAlarms& operator=(const IoAlarms&) = delete;
 
-  bool expired() const { return expired_; }
-  bool watching_wake() const { return wake_fd_.has_value(); }
-  bool wake_fired() const { return wake_fired_; }
+  enum class Step {
+    kExpired,    // the deadline passed
+    kSignalled,  // the WakeSignal is set
+    kRan,        // one handler ran (the caller's operation, maybe): look at it
+  };
+  // One step of the wait. Without an eventfd to sleep on, the signal's flag is looked at every
+  // `poll`. An eventfd left readable by a wake someone already took is drained and re-armed.
+  Step step(std::chrono::milliseconds poll) {
+    for (;;) {
+      const auto now = std::chrono::steady_clock::now();
+      if (expired_ || now >= deadline_) return Step::kExpired;
+      if (wake_ && wake_->is_set()) return Step::kSignalled;
+      if (wake_fired_) {
+        wake_->drain();
+        arm_wake();
+        continue;  // look at the flag again before sleeping
+      }
+      if (wake_ && !wake_fd_) ioc_.run_one_for(std::min(poll, std::chrono::ceil<std::chrono::milliseconds>(deadline_ - now)));
+      else ioc_.run_one();  // the deadline timer or the eventfd ends the sleep
+      if (ioc_.stopped()) ioc_.restart();
+      return Step::kRan;
+    }
+  }
+
+ private:
   void arm_wake() {
     wake_fired_ = false;
     wake_pending_ = true;
@@ -63,9 +86,10 @@ class IoAlarms {
     });
   }
 
- private:
   boost::asio::io_context& ioc_;
   boost::asio::steady_timer timer_;
+  const std::chrono::steady_clock::time_point deadline_;
+  const WakeSignal* const wake_;
   std::optional<boost::asio::posix::stream_descriptor> wake_fd_;
   bool timer_pending_ = false, expired_ = false;
   bool wake_pending_ = false, wake_fired_ = false;

@@ -63,16 +63,11 @@ class Connection {
     ioc_.restart();
     util::IoAlarms alarms(ioc_, deadline, wake);
     while (!done) {
-      if (alarms.expired() || Clock::now() >= deadline) return keep_pending ? Wait::kTimeout : abort(done, Wait::kTimeout);
-      if (wake && wake->is_set()) return keep_pending ? Wait::kWoken : abort(done, Wait::kWoken);
-      if (alarms.wake_fired()) {  // readable, flag clear: a wake already taken
-        wake->drain();
-        alarms.arm_wake();
-        continue;  // look at the flag again before sleeping
+      switch (alarms.step(kWakeSlice)) {
+        case util::IoAlarms::Step::kExpired: return keep_pending ? Wait::kTimeout : abort(done, Wait::kTimeout);
+        case util::IoAlarms::Step::kSignalled: return keep_pending ? Wait::kWoken : abort(done, Wait::kWoken);
+        case util::IoAlarms::Step::kRan: break;
       }
-      if (wake && !alarms.watching_wake()) ioc_.run_one_for(kWakeSlice);  // no eventfd: poll the flag
-      else ioc_.run_one();
-      if (ioc_.stopped()) ioc_.restart();
     }
     return Wait::kDone;
   }

@@ -124,22 +124,11 @@ Connection::Wait Connection::run(const bool& done, Clock::time_point deadline, c
   ioc_.restart();
   util::IoAlarms alarms(ioc_, deadline, cancel);
   while (!done) {
-    auto now = Clock::now();
-    if (alarms.expired() || now >= deadline) return abort(done, Wait::kTimeout);
-    if (cancel && cancel->is_set()) return abort(done, Wait::kCancelled);
-    if (alarms.wake_fired()) {  // readable, flag clear: a cancel already taken back
-      cancel->drain();
-      alarms.arm_wake();
-      continue;  // look at the flag again before sleeping
+    switch (alarms.step(kCancelSlice)) {
+      case util::IoAlarms::Step::kExpired: return abort(done, Wait::kTimeout);
+      case util::IoAlarms::Step::kSignalled: return abort(done, Wait::kCancelled);
+      case util::IoAlarms::Step::kRan: break;
     }
-    if (cancel && !alarms.watching_wake()) {
-      std::chrono::milliseconds slice = kCancelSlice;
-      if (deadline - now < slice) slice = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-      ioc_.run_one_for(slice);
-    } else {
-      ioc_.run_one();  // the deadline timer or the cancel's eventfd ends the sleep
-    }
-    if (ioc_.stopped()) ioc_.restart();
   }
   return Wait::kDone;
 }
