@@ -20,20 +20,26 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A listening socket on 127.0.0.1 and a port the kernel picked.
+int listen_on_loopback(int* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  EXPECT_EQ(::listen(fd, 8), 0);
+  return fd;
+}
+
 // Answers every request with 200 "{}"; after `requests_per_connection` answers it closes the
 // connection (without saying so in the reply, as a server dropping an idle connection does).
 class TinyServer {
  public:
   explicit TinyServer(int requests_per_connection) : per_conn_(requests_per_connection) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    EXPECT_EQ(::listen(fd_, 8), 0);
+    fd_ = listen_on_loopback(&port_);
     thread_ = std::thread([this] { serve(); });
   }
   ~TinyServer() {
@@ -131,15 +137,7 @@ TEST(EtcdHttpTransport, DeadServerIsUnavailable) {
 class StreamServer {
  public:
   StreamServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    EXPECT_EQ(::listen(fd_, 8), 0);
+    fd_ = listen_on_loopback(&port_);
   }
   ~StreamServer() {
     if (client_ >= 0) ::close(client_);
