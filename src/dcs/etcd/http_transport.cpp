@@ -53,6 +53,18 @@ namespace detail {
 class Connection {
  public:
   explicit Connection(const Endpoint& ep) : ep_(ep) {}
+  // A stream read may still be queued: end it here, while the socket, buffer and parser it
+  // refers to are all still alive.
+  ~Connection() {
+    if (!stream_ || !stream_->pending) return;
+    error_code ignored;
+    socket_.close(ignored);
+    ioc_.restart();
+    while (stream_->pending && ioc_.run_one() > 0) {
+    }
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   enum class Wait { kDone, kTimeout, kWoken };
 
