@@ -181,12 +181,19 @@ class StreamServer {
   int fd_ = -1, port_ = 0, client_ = -1;
 };
 
+// Opens `stream` to `server`, which takes the request on a thread of its own.
+void open_to(StreamServer& server, HttpStream& stream) {
+  std::thread accept([&] { EXPECT_TRUE(server.accept_request()); });
+  auto s = stream.open(Endpoint{"127.0.0.1", server.port()}, "/v3/watch", "{}", "", Clock::now() + 5s, nullptr);
+  accept.join();
+  EXPECT_TRUE(s.ok()) << s.message();
+}
+
 TEST(EtcdHttpStream, ReadsGoOnWhereTheLastOneStopped) {
   StreamServer server;
   HttpStream stream;
-  std::thread accept([&] { EXPECT_TRUE(server.accept_request()); });
-  ASSERT_TRUE(stream.open(Endpoint{"127.0.0.1", server.port()}, "/v3/watch", "{}", "", Clock::now() + 5s, nullptr).ok());
-  accept.join();
+  open_to(server, stream);
+  ASSERT_TRUE(stream.is_open());
 
   std::string got;
   auto collect = [&](std::string_view d) {
@@ -244,9 +251,7 @@ TEST(EtcdHttpStream, DestroyedWithAQueuedRead) {
   StreamServer server;
   {
     HttpStream stream;
-    std::thread accept([&] { EXPECT_TRUE(server.accept_request()); });
-    ASSERT_TRUE(stream.open(Endpoint{"127.0.0.1", server.port()}, "/v3/watch", "{}", "", Clock::now() + 5s, nullptr).ok());
-    accept.join();
+    open_to(server, stream);
     auto r = stream.read(Clock::now() + 50ms, nullptr, [](std::string_view) { return false; });
     ASSERT_TRUE(r.ok()) << r.status().message();
     EXPECT_EQ(*r, StreamEnd::kTimeout);
