@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "pgwarden/postgres/postgres.hpp"
 #include "internal.hpp"

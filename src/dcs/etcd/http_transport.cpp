@@ -1,9 +1,5 @@
 #include "pgwarden/dcs/etcd/http_transport.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -19,6 +15,7 @@
 #include <vector>
 
 #include "pgwarden/util/io_alarms.hpp"
+#include "pgwarden/util/tcp_keepalive.hpp"
 
 namespace pgwarden::dcs::etcd {
 
@@ -31,18 +28,6 @@ namespace {
 
 // Without an eventfd to sleep on, how often a blocked read looks at the wake flag.
 constexpr auto kWakeSlice = std::chrono::milliseconds(500);
-
-// A dead peer on a long-lived stream (no RST: a partitioned host) is noticed within about
-// 10 + 3 * 5 s instead of never.
-void set_keepalive(tcp::socket& socket) {
-  error_code ignored;
-  socket.set_option(asio::socket_base::keep_alive(true), ignored);
-  int idle = 10, interval = 5, count = 3;
-  const int fd = socket.native_handle();
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
-}
 
 }  // namespace
 
@@ -180,7 +165,8 @@ class Connection {
     if (!stream_) {
       stream_.emplace();
       stream_->parser.body_limit(boost::none);
-      set_keepalive(socket_);
+      // A dead etcd behind the stream is noticed within about 10 + 3 * 5 s instead of never.
+      util::enable_tcp_keepalive(socket_.native_handle(), std::chrono::seconds(10), std::chrono::seconds(5), 3);
     }
     StreamRead& st = *stream_;
     for (;;) {

@@ -1,9 +1,5 @@
 #include "transport.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -16,6 +12,7 @@
 #include <stdexcept>
 
 #include "pgwarden/util/io_alarms.hpp"
+#include "pgwarden/util/tcp_keepalive.hpp"
 
 namespace pgwarden::dcs::k8s::detail {
 
@@ -25,21 +22,6 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
 namespace {
-
-// A watch has no read timeout (an idle cluster sends nothing for hours), so a peer that
-// vanished without a FIN/RST is found by TCP itself: probes after 15 s of silence, and
-// unacknowledged data counts as dead after 30 s. Patroni does the same with its own
-// numbers (idle = loop_wait + retry_timeout, TCP_USER_TIMEOUT = ttl).
-void set_keepalive(int fd) {
-  int on = 1, idle = 15, interval = 5, count = 3;
-  unsigned int user_timeout_ms = 30000;
-  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
-  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
-}
-
 
 template <class F>
 void on_stream(std::unique_ptr<ssl::stream<tcp::socket>>& tls, tcp::socket& plain, F&& f) {
@@ -197,7 +179,10 @@ IoError Connection::connect(Clock::time_point deadline, const util::WakeSignal* 
     if (ec) return {IoError::kConnect, "cannot connect: " + ec.message()};
   }
   sock.set_option(tcp::no_delay(true), ec);
-  set_keepalive(sock.native_handle());
+  // Patroni does the same with its own numbers (idle = loop_wait + retry_timeout,
+  // TCP_USER_TIMEOUT = ttl): a dead API server is found within about 30 s.
+  util::enable_tcp_keepalive(sock.native_handle(), std::chrono::seconds(15), std::chrono::seconds(5), 3,
+                             std::chrono::milliseconds(30000));
   if (!tls_) return {};
 
   // SNI carries host names only (RFC 6066), never IP literals.
