@@ -1,10 +1,11 @@
 // HA timings and footprint of a real three-member pgwarden cluster (etcd, PostgreSQL 15 and
 // the pgwarden binary on loopback): figures, not assertions. See bench/README.md.
 //
-//   ha_bench [--quick] [--runs N]
+//   ha_bench [--quick | --idle] [--runs N]
 //
 // Every scenario runs with ttl=30/loop_wait=10/retry_timeout=10 and ttl=10/loop_wait=2/
-// retry_timeout=4 (--quick: only the second set, and no idle minute). With --runs N each
+// retry_timeout=4 (--quick: only the second set, and no idle minute; --idle: only the second
+// set's bootstrap and idle minute, for work on the footprint). With --runs N each
 // scenario is repeated N times and the median is printed. Everything the bench starts is
 // stopped when a run ends, also when a scenario fails (fixture destructors).
 #include <libpq-fe.h>
@@ -277,7 +278,7 @@ class Cluster {
 };
 
 // One run of every scenario with parameters `p`; figures are appended to `res`.
-void run_once(const Params& p, bool idle_minute, Results& res) {
+void run_once(const Params& p, bool idle_minute, bool only_idle, Results& res) {
   Cluster c(p);
   auto fail = [&](const std::string& what) { throw Failed(what + "\n" + c.logs_tail()); };
 
@@ -313,6 +314,8 @@ void run_once(const Params& p, bool idle_minute, Results& res) {
                                                               : (after.ticks - before[i].ticks) / tck);
     }
   }
+
+  if (only_idle) return;
 
   // --- unplanned failover: kill -9 of the leader's pgwarden and postmaster
   if (old->sql("CREATE TABLE bench_probe(t timestamptz)") != "OK") fail("cannot create bench_probe");
@@ -488,21 +491,22 @@ void run_once(const Params& p, bool idle_minute, Results& res) {
 
 int main(int argc, char** argv) {
   bench::g_name = "ha_bench";
-  bool quick = false;
+  bool quick = false, idle_only = false;
   int runs = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") quick = true;
+    else if (a == "--idle") idle_only = true;
     else if (a == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--runs N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--quick | --idle] [--runs N]\n", argv[0]);
       return 2;
     }
   }
   install_signal_handlers();
 
   std::vector<Params> sets;
-  if (!quick) sets.push_back({30, 10, 10});
+  if (!quick && !idle_only) sets.push_back({30, 10, 10});
   sets.push_back({10, 2, 4});
 
   int failures = 0;
@@ -511,7 +515,7 @@ int main(int argc, char** argv) {
     for (int r = 0; r < runs && !g_interrupted; ++r) {
       log(p.label() + ": run " + std::to_string(r + 1) + "/" + std::to_string(runs));
       try {
-        run_once(p, !quick, res);
+        run_once(p, !quick, idle_only, res);
       } catch (const Interrupted&) {
         log("interrupted; stopping everything");
       } catch (const std::exception& e) {

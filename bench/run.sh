@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs a cluster benchmark against a real three-member cluster:
-#   bench/run.sh [--quick] [--runs N]                 ha_bench (etcd, bench/ha_bench.cpp)
+#   bench/run.sh [--quick | --idle] [--runs N]       ha_bench (etcd, bench/ha_bench.cpp)
 #   bench/run.sh k8s [--quick] [--runs N] [--configmaps]
 #                                                     k8s_bench (Kubernetes API emulator)
 #   bench/run.sh ops [--runs N] [--no-wrk]            ops_bench (switchover, REST throughput)

@@ -69,6 +69,11 @@ long watch_streams_started(int client_port) {
   return etcd_metric(client_port, R"(grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch")");
 }
 
+// Range requests (kv/range), not counting the reads inside a txn's compares.
+long range_requests(int client_port) {
+  return etcd_metric(client_port, R"(grpc_server_started_total{grpc_method="Range",grpc_service="etcdserverpb.KV")");
+}
+
 TEST_F(EtcdDcs, InitializeRace) {
   auto a = make("a"), b = make("b");
   EXPECT_TRUE(a->initialize(true, "").ok());
@@ -156,25 +161,69 @@ TEST_F(EtcdDcs, RenewalKeepsLeaderPastTtl) {
   EXPECT_EQ(c->leader->name, "a");
 }
 
-// A renewal right after the load that saw our key on our lease only keeps the lease alive, as
-// Patroni does; with an older view it asks etcd, and so finds the key someone else took.
-TEST_F(EtcdDcs, RenewalTrustsOnlyAFreshView) {
+// A renewal whose keep-alive finds etcd at a revision the view is complete up to only keeps
+// the lease alive, as Patroni does; after any other change it asks etcd, and so finds the key
+// someone else took.
+TEST_F(EtcdDcs, RenewalTrustsAViewNothingChangedSince) {
   auto a = make("a"), b = make("b");
   ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
   ASSERT_TRUE(a->load_cluster().ok());
   const long txns = etcd_metric(server_->client_port(), "etcd_mvcc_txn_total ");
   ASSERT_GE(txns, 0);
   ASSERT_TRUE(a->update_leader(std::nullopt).ok());
-  EXPECT_EQ(etcd_metric(server_->client_port(), "etcd_mvcc_txn_total "), txns) << "no txn after a fresh load";
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  EXPECT_EQ(etcd_metric(server_->client_port(), "etcd_mvcc_txn_total "), txns) << "no txn while nothing changed";
+
+  // An unrelated write since the view: the renewal asks etcd once, and the key is still ours.
+  ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  EXPECT_EQ(etcd_metric(server_->client_port(), "etcd_mvcc_txn_total "), txns + 1);
 
   // The key changes hands behind a's back (another process of the same name deletes it).
   ASSERT_TRUE(make("a")->delete_leader(std::nullopt).ok());
   ASSERT_TRUE(b->attempt_to_acquire_leader().ok());
-  std::this_thread::sleep_for(1100ms);  // a's view is no longer fresh
   auto s = a->update_leader(std::nullopt);
   EXPECT_EQ(s.code(), Code::kConflict) << s.message();
   EXPECT_NE(s.message().find("held by b"), std::string::npos) << s.message();
   EXPECT_EQ(raw()[prefix() + "leader"], "b");
+}
+
+// Once the watch stream that follows its range read is open, load_cluster() answers from the
+// events it brings (Patroni's KVCache) instead of reading etcd every HA cycle.
+TEST_F(EtcdDcs, LoadAnswersFromTheWatchCache) {
+  auto a = make("a"), b = make("b");
+  ASSERT_TRUE(a->load_cluster().ok());
+  EXPECT_FALSE(a->serves_from_cache()) << "no stream yet";
+  EXPECT_FALSE(a->watch(100ms));  // opens the stream
+  EXPECT_TRUE(a->serves_from_cache());
+  const long ranges = range_requests(server_->client_port());
+  ASSERT_GE(ranges, 0);
+
+  ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());
+  ASSERT_TRUE(b->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(test::wait_until([&] {
+    auto c = a->load_cluster();
+    return c.ok() && c->leader && c->leader->name == "b" && c->member("b");
+  }, 5s));
+  EXPECT_EQ(a->load_cluster()->member("b")->session, std::to_string(b->lease_id()));
+  ASSERT_TRUE(b->delete_leader(std::nullopt).ok());
+  ASSERT_TRUE(test::wait_until([&] { return !a->load_cluster()->leader; }, 5s));
+  EXPECT_EQ(range_requests(server_->client_port()), ranges) << "loads did not read etcd";
+}
+
+// When the stream ends (here: etcd dies), the cache is no longer trusted: the next load asks
+// etcd and reports that it cannot, rather than answering from what it last knew.
+TEST_F(EtcdDcs, CacheIsDroppedWhenTheStreamEnds) {
+  EtcdServer own;
+  auto a = make("a", 10, {{"127.0.0.1", own.client_port()}}, /*retry_timeout=*/1);
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  EXPECT_FALSE(a->watch(100ms));
+  ASSERT_TRUE(a->serves_from_cache());
+  own.kill_now();
+  ASSERT_TRUE(test::wait_until([&] { return !a->load_cluster().ok(); }, 5s));
+  EXPECT_FALSE(a->serves_from_cache());
+  EXPECT_EQ(a->load_cluster().status().code(), Code::kUnavailable);
 }
 
 TEST_F(EtcdDcs, SetTtlRebindsLeaderToNewLease) {
@@ -283,9 +332,9 @@ TEST_F(EtcdDcs, WatchStreamLastsAcrossCalls) {
   ASSERT_GE(before, 0) << "etcd's /metrics has no Watch stream counter";
 
   EXPECT_FALSE(a->watch(200ms));  // opens the stream
-  // A change the next load sees: the stream delivers it later, but it must not wake again.
+  // A change a load has seen does not wake a watch after it.
   ASSERT_TRUE(b->attempt_to_acquire_leader().ok());
-  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(test::wait_until([&] { return a->load_cluster()->leader.has_value(); }, 5s));
   EXPECT_FALSE(a->watch(300ms));
   // A change made between two calls (while the HA cycle runs) wakes the next one at once.
   ASSERT_TRUE(b->delete_leader(std::nullopt).ok());

@@ -11,10 +11,6 @@ namespace {
 
 std::chrono::milliseconds seconds_ms(int s) { return std::chrono::milliseconds(int64_t{s} * 1000); }
 
-// How old a load_cluster() view may be for update_leader to take its word that the leader
-// key names us on our lease: the HA cycle that loaded it renews a few milliseconds later.
-constexpr auto kFreshView = std::chrono::seconds(1);
-
 // The key-value a txn's failure branch read back with op_range, if the key exists.
 std::optional<KeyValue> ranged_kv(const TxnResult& t) {
   for (const auto& resp : t.responses) {
@@ -46,29 +42,39 @@ Etcd3Dcs::Etcd3Dcs(Etcd3Options opts)
       prefix_(std::move(opts.prefix)),
       name_(std::move(opts.name)),
       ttl_(opts.ttl),
-      loop_wait_(opts.loop_wait) {}
+      loop_wait_(opts.loop_wait),
+      retry_timeout_(opts.retry_timeout),
+      cache_(prefix_, name_) {}
 
 int64_t Etcd3Dcs::lease_id() const {
   std::lock_guard lk(mu_);
   return lease_;
 }
 
-Result<Cluster> Etcd3Dcs::load_cluster() {
-  auto r = client_.range_prefix(prefix_);
-  if (!r.ok()) return r.status();
-  Cluster c = build_cluster(r->kvs, prefix_);
+bool Etcd3Dcs::serves_from_cache() const {
   std::lock_guard lk(mu_);
+  return cache_live_;
+}
+
+Result<Cluster> Etcd3Dcs::load_cluster() {
+  drain_watch();
+  std::unique_lock lk(mu_);
+  if (!cache_live_) {
+    lk.unlock();
+    auto r = client_.range_prefix(prefix_);
+    if (!r.ok()) return r.status();
+    // An open stream did not start right after this read, so it cannot continue it: the next
+    // watch() opens one that does.
+    watch_stream_.close();
+    lk.lock();
+    cache_.reset(r->kvs, r->revision);
+    cache_fresh_ = true;
+  }
+  const Cluster& c = cache_.cluster();
   if (c.leader && c.leader->name == name_ && lease_ != 0 && c.leader->session != session_of(lease_))
     spdlog::warn("I am the leader but not owner of the lease");
   cluster_ = c;
-  loaded_revision_ = r->revision;
-  loaded_at_ = Clock::now();
-  watched_values_.clear();
-  for (const auto& kv : r->kvs) {
-    std::string rel = kv.key.substr(std::min(kv.key.size(), prefix_.size()));
-    if (rel == kLeaderKey || rel == kStatusKey || rel == kLegacyOptimeKey || rel == kConfigKey)
-      watched_values_[kv.key] = kv.value;
-  }
+  view_revision_ = cache_.revision();
   return c;
 }
 
@@ -80,13 +86,19 @@ Result<Cluster> Etcd3Dcs::peek_cluster() {
 
 Status Etcd3Dcs::refresh_lease_locked(bool force) {
   auto now = Clock::now();
-  if (lease_ != 0 && !force && now - last_refresh_ < seconds_ms(loop_wait_)) return Status::Ok();
+  // Patroni keeps the lease alive every loop_wait. Where the TTL is long enough, a keep-alive
+  // is skipped while the lease outlives the next loop plus a whole retry_timeout of trying.
+  const auto trusted = std::max(seconds_ms(loop_wait_), seconds_ms(ttl_ - loop_wait_ - retry_timeout_));
+  if (lease_ != 0 && !force && now - last_refresh_ < trusted) return Status::Ok();
+  keepalive_revision_ = 0;
   if (lease_ != 0) {
-    auto ttl = client_.lease_keepalive(lease_);
-    if (!ttl.ok()) return ttl.status();
-    if (*ttl <= 0) {
+    auto ka = client_.lease_keepalive(lease_);
+    if (!ka.ok()) return ka.status();
+    if (ka->ttl <= 0) {
       spdlog::warn("etcd lease {} expired; granting a new one", lease_);
       lease_ = 0;
+    } else {
+      keepalive_revision_ = ka->revision;
     }
   }
   if (lease_ == 0) {
@@ -155,10 +167,12 @@ Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
   if (auto s = refresh_lease_locked(true); !s.ok()) return s;
   const std::string leader = key(kLeaderKey);
   // Usual case: the key names us and rides on our lease, which the keep-alive just renewed;
-  // nothing to write. This cycle's load saw that (as Patroni trusts its view); else etcd is
-  // asked, atomically.
-  const bool view_says_ours = cluster_ && Clock::now() - loaded_at_ < kFreshView && cluster_->leader &&
-                              cluster_->leader->name == name_ && cluster_->leader->session == session_of(lease_);
+  // nothing to write. Patroni trusts its view for that. We do when etcd's revision at the
+  // keep-alive is one the view is complete up to: nothing at all changed since the view, so
+  // the key is still ours. Otherwise etcd is asked, atomically.
+  const bool view_says_ours = cluster_ && cluster_->leader && cluster_->leader->name == name_ &&
+                              cluster_->leader->session == session_of(lease_) && keepalive_revision_ > 0 &&
+                              keepalive_revision_ <= view_revision_;
   TxnResult confirmed;
   confirmed.succeeded = true;
   Result<TxnResult> t = confirmed;
@@ -262,7 +276,11 @@ void Etcd3Dcs::set_ttl(int ttl_seconds) {
   wake_.set();
 }
 
-void Etcd3Dcs::set_retry_timeout(int seconds) { client_.set_retry_timeout(seconds_ms(seconds)); }
+void Etcd3Dcs::set_retry_timeout(int seconds) {
+  std::lock_guard lk(mu_);
+  retry_timeout_ = seconds;
+  client_.set_retry_timeout(seconds_ms(seconds));
+}
 
 void Etcd3Dcs::close() {
   std::lock_guard lk(mu_);
@@ -271,6 +289,7 @@ void Etcd3Dcs::close() {
     spdlog::warn("could not revoke etcd lease {}: {}", lease_, s.message());
   lease_ = 0;
   cluster_.reset();
+  cache_live_ = false;
 }
 
 }  // namespace pgwarden::dcs::etcd

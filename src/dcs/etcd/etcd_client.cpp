@@ -251,15 +251,19 @@ Result<int64_t> EtcdClient::lease_grant(int ttl_seconds) {
   return id;
 }
 
-Result<int64_t> EtcdClient::lease_keepalive(int64_t id) {
+Result<KeepAliveResult> EtcdClient::lease_keepalive(int64_t id) {
   auto r = call("lease/keepalive", {{"ID", std::to_string(id)}});
   if (!r.ok()) {
-    if (r.status().code() == Code::kNotFound) return int64_t{0};
+    if (r.status().code() == Code::kNotFound) return KeepAliveResult{};
     return r.status();
   }
-  // Streamed RPC: {"result": {"ID": .., "TTL": ..}}; TTL is omitted (0) once the lease expired.
+  // Streamed RPC: {"result": {"header": {.., "revision": ..}, "ID": .., "TTL": ..}}; TTL is
+  // omitted (0) once the lease expired.
   const json& res = r->contains("result") ? (*r)["result"] : *r;
-  return json_int64(res, "TTL");
+  KeepAliveResult out;
+  out.ttl = json_int64(res, "TTL");
+  if (auto h = res.find("header"); h != res.end()) out.revision = json_int64(*h, "revision");
+  return out;
 }
 
 Status EtcdClient::lease_revoke(int64_t id) {

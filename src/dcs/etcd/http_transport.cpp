@@ -160,8 +160,9 @@ class Connection {
   // Streaming: the response body goes to on_data as it arrives. A read still unfinished when
   // the deadline passes or the wake is set stays queued on the io_context, so the next call
   // resumes exactly where this one stopped and the connection outlives it.
+  // `no_wait`: take only what has already arrived (kTimeout once nothing more has).
   Result<StreamEnd> stream(Clock::time_point deadline, const util::WakeSignal* wake,
-                           const std::function<bool(std::string_view)>& on_data) {
+                           const std::function<bool(std::string_view)>& on_data, bool no_wait = false) {
     if (!stream_) {
       stream_.emplace();
       stream_->parser.body_limit(boost::none);
@@ -179,6 +180,11 @@ class Connection {
         };
         if (!st.parser.is_header_done()) http::async_read_header(socket_, buffer_, st.parser, handler);
         else http::async_read_some(socket_, buffer_, st.parser, handler);
+      }
+      if (!st.completed && no_wait) {
+        ioc_.restart();
+        ioc_.poll();  // one look at the socket, no sleep
+        if (!st.completed) return StreamEnd::kTimeout;
       }
       if (!st.completed) {
         auto w = run(st.completed, deadline, wake, /*keep_pending=*/true);
@@ -314,10 +320,19 @@ Status HttpStream::open(const Endpoint& ep, const std::string& target, const std
 
 Result<StreamEnd> HttpStream::read(Clock::time_point deadline, const util::WakeSignal* wake,
                                    const std::function<bool(std::string_view)>& on_data) {
+  return read_some(deadline, wake, on_data, false);
+}
+
+Result<StreamEnd> HttpStream::read_ready(const std::function<bool(std::string_view)>& on_data) {
+  return read_some(Clock::time_point::max(), nullptr, on_data, true);
+}
+
+Result<StreamEnd> HttpStream::read_some(Clock::time_point deadline, const util::WakeSignal* wake,
+                                        const std::function<bool(std::string_view)>& on_data, bool no_wait) {
   if (!conn_) return Status::Unavailable("etcd: the stream is not open");
   Result<StreamEnd> r = Status::Unavailable("etcd: stream not read");
   try {
-    r = conn_->stream(deadline, wake, on_data);
+    r = conn_->stream(deadline, wake, on_data, no_wait);
   } catch (const std::exception& e) {
     r = Status::Unavailable("etcd " + conn_->endpoint().str() + ": " + e.what());
   }

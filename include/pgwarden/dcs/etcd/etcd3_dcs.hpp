@@ -11,6 +11,7 @@
 
 #include "pgwarden/dcs/dcs.hpp"
 #include "pgwarden/dcs/etcd/etcd_client.hpp"
+#include "pgwarden/dcs/etcd/kv_cache.hpp"
 
 namespace pgwarden::dcs::etcd {
 
@@ -54,17 +55,26 @@ class Etcd3Dcs final : public Dcs {
   Status set_sync_state_value(const std::string& json, std::optional<int64_t> index);
   const std::string& prefix() const { return prefix_; }
   int64_t lease_id() const;
+  // load_cluster() answers from the watch-fed cache (else it reads etcd).
+  bool serves_from_cache() const;
 
  private:
   std::string key(const char* rel) const { return prefix_ + rel; }
   std::string member_key() const { return prefix_ + "members/" + name_; }
   // Keeps our lease alive, granting a new one if there is none or it expired. Without
-  // `force`, a lease refreshed less than loop_wait ago is trusted as is. Caller holds mu_.
+  // `force`, a lease refreshed recently enough to outlive one more loop plus retry_timeout is
+  // trusted as is. Caller holds mu_.
   Status refresh_lease_locked(bool force);
   Status write_status_locked(int64_t lsn);
   Status put_cas(const char* rel, const std::string& value, std::optional<int64_t> index);
-  // Whether a watch event should wake the HA loop (Patroni's rules; see etcd3_watch.cpp).
-  bool event_wakes(const nlohmann::json& event, std::map<std::string, std::string>& seen) const;
+  // Feeds a piece of the watch stream to the cache. `wake`: a change should wake the HA
+  // loop; `broken`: etcd ended or cancelled the watch, so the cache may have missed events.
+  struct WatchNews {
+    bool wake = false, broken = false;
+  };
+  WatchNews take_watch_data(std::string_view chunk);
+  // Applies what the watch stream has already delivered, without waiting (HA thread only).
+  void drain_watch();
 
   EtcdClient client_;
   const std::string prefix_;
@@ -73,14 +83,22 @@ class Etcd3Dcs final : public Dcs {
   mutable std::mutex mu_;  // lease and cached state; held across the calls that use them
   int ttl_;
   int loop_wait_;
+  int retry_timeout_;
   int64_t lease_ = 0;
   Clock::time_point last_refresh_{};
+  int64_t keepalive_revision_ = 0;         // store revision the last keep-alive reported
   std::optional<Cluster> cluster_;         // last load_cluster()
+  int64_t view_revision_ = 0;              // revision that view is complete up to
   std::optional<std::string> last_status_; // last status document we wrote
-  int64_t loaded_revision_ = 0;            // store revision of the last load
-  Clock::time_point loaded_at_{};          // when the last load_cluster() read it
-  // Values of the keys whose changes wake the HA loop, as of the last load.
-  std::map<std::string, std::string> watched_values_;
+
+  // The cluster prefix as etcd last reported it. `cache_live_`: the open watch stream started
+  // right after the range read that filled it, so the cache is complete and load_cluster()
+  // answers from it. Any end of that stream ends this: the next load reads etcd again (etcd
+  // may have been replaced, or compacted what the stream missed). `cache_fresh_`: filled by
+  // a range read that no stream has continued yet.
+  KvCache cache_;
+  bool cache_live_ = false;
+  bool cache_fresh_ = false;
 
   // Set by wake() and set_ttl() from any thread; the watch sleeps on it.
   util::WakeSignal wake_;

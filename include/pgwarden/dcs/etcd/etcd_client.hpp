@@ -22,6 +22,11 @@ struct RangeResult {
   int64_t revision = 0;  // store revision the read saw
 };
 
+struct KeepAliveResult {
+  int64_t ttl = 0;       // remaining TTL; 0 when the lease is gone
+  int64_t revision = 0;  // store revision when etcd answered (0 if it did not say)
+};
+
 struct TxnResult {
   bool succeeded = false;
   int64_t revision = 0;
@@ -50,7 +55,7 @@ class EtcdClient {
                         const nlohmann::json& failure = nlohmann::json::array());
 
   Result<int64_t> lease_grant(int ttl_seconds);           // lease id
-  Result<int64_t> lease_keepalive(int64_t id);            // remaining TTL; 0 when the lease is gone
+  Result<KeepAliveResult> lease_keepalive(int64_t id);
   Status lease_revoke(int64_t id);
 
   // Opens `stream` as a /v3/watch with `body` on the preferred host (then the others when

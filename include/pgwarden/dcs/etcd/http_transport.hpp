@@ -67,9 +67,15 @@ class HttpStream {
   // error (kUnavailable; a non-2xx status is kFailed) it is closed.
   Result<StreamEnd> read(Clock::time_point deadline, const util::WakeSignal* wake,
                          const std::function<bool(std::string_view)>& on_data);
+  // As read(), but only what has already arrived: kTimeout once nothing more has, without
+  // sleeping.
+  Result<StreamEnd> read_ready(const std::function<bool(std::string_view)>& on_data);
   void close();
 
  private:
+  Result<StreamEnd> read_some(Clock::time_point deadline, const util::WakeSignal* wake,
+                              const std::function<bool(std::string_view)>& on_data, bool no_wait);
+
   std::unique_ptr<detail::Connection> conn_;
 };
 
