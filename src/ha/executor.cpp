@@ -239,7 +239,8 @@ Status Executor::sync_slots(const Snapshot& s) {
   std::vector<std::string> wanted;
   for (const auto& m : s.cluster.members)
     if (m.name != s.me) wanted.push_back(postgres::slot_name_from_member_name(m.name));
-  return postgres::sync_physical_slots(pg_, wanted);
+  // The list this cycle's state query took: an idle leader needs no query for its slots.
+  return postgres::sync_physical_slots(pg_, wanted, s.pg.physical_slots ? &*s.pg.physical_slots : nullptr);
 }
 
 // Never leaves PostgreSQL writable: stop fast; then, with no other leader, start read-only.

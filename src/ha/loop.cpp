@@ -70,6 +70,8 @@ void HaLoop::apply_pending_reload() {
   cfg_ = std::move(*next);
   pg_.set_config(cfg_);
   callbacks_.set_commands(cfg_.postgresql.callbacks);
+  merged_config_index_ = -1;  // merge the DCS configuration into the new local one
+  ++config_generation_;
   spdlog::info("{}: configuration reloaded", cfg_.name);
   // decide() has the files rewritten (with the recovery settings a replica needs) and
   // PostgreSQL reloaded, as Patroni does on SIGHUP.
@@ -91,14 +93,21 @@ LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
       l.server_version = st->server_version;
       l.postmaster_start_time = st->postmaster_start_time;
       l.pending_restart = st->pending_restart;
+      l.physical_slots = st->physical_slots;
       if (!st->system_identifier.empty()) l.sysid = st->system_identifier;
       *state = *st;
     }
   }
   if (l.running) {
     // Options on the postmaster command line (max_connections, wal_level, ...) change only
-    // with a restart; pg_settings cannot tell, postmaster.opts can.
-    auto changed = pg_.command_line_changes(config::effective_parameters(cfg_, dyn_));
+    // with a restart; pg_settings cannot tell, postmaster.opts can. The answer stands while
+    // the postmaster (its start time) and the configuration stay the same.
+    const std::string asked_for = l.postmaster_start_time + "@" + std::to_string(config_generation_);
+    if (l.postmaster_start_time.empty() || asked_for != cmdline_asked_for_) {
+      cmdline_changes_ = pg_.command_line_changes(config::effective_parameters(cfg_, dyn_));
+      cmdline_asked_for_ = asked_for;
+    }
+    const auto& changed = cmdline_changes_;
     if (!changed.empty()) {
       l.pending_restart = true;
       std::string names;
@@ -155,7 +164,7 @@ void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<p
   v.state = s.pg.running ? (s.pg.query_ok ? "running" : "starting") : "stopped";
   v.role = role_;
   v.is_leader = was_leader_;
-  v.cluster = last_cluster_;
+  v.cluster = std::exchange(last_cluster_, std::nullopt);  // set again by the next cycle
   v.dcs_last_seen = dcs_last_seen_;
   v.paused = dyn_.pause;
   v.ttl = dyn_.ttl;
@@ -179,16 +188,19 @@ void HaLoop::cycle() {
   auto cluster = dcs_->load_cluster();
   s.dcs_ok = cluster.ok();
   if (cluster) {
-    s.cluster = *cluster;
-    last_cluster_ = *cluster;
+    s.cluster = std::move(*cluster);
     dcs_last_seen_ = s.now;
-    if (cluster->config) {
+    // The same config key (same index) merged into the same local configuration gives the
+    // same result: merge again only when either changed.
+    if (s.cluster.config && (s.cluster.config_index == 0 || s.cluster.config_index != merged_config_index_)) {
       std::vector<std::string> errors;
-      auto dyn = config::merge_dynamic(cfg_.dynamic, *cluster->config, &errors);
+      auto dyn = config::merge_dynamic(cfg_.dynamic, *s.cluster.config, &errors);
       for (const auto& e : errors) spdlog::warn("ignoring invalid dynamic configuration: {}", e);
       if (dyn.ttl != dyn_.ttl) dcs_->set_ttl(dyn.ttl);
       if (dyn.retry_timeout != dyn_.retry_timeout) dcs_->set_retry_timeout(dyn.retry_timeout);
       dyn_ = dyn;
+      merged_config_index_ = s.cluster.config_index;
+      ++config_generation_;
     }
   } else {
     spdlog::error("{}: DCS is not accessible: {}", cfg_.name, cluster.status().message());
@@ -293,6 +305,8 @@ void HaLoop::cycle() {
   }
   was_leader_ = out.holds_lock;
   // Readers (REST API) see the lock as it is after our actions, not as read before them.
+  // (The snapshot's copy is not needed after the actions: it moves to the readers.)
+  if (s.dcs_ok) last_cluster_ = std::move(s.cluster);
   if (last_cluster_) {
     if (out.holds_lock && (!last_cluster_->leader || last_cluster_->leader->name != cfg_.name))
       last_cluster_->leader = dcs::Leader{cfg_.name, 0, ""};

@@ -77,7 +77,9 @@ SELECT pg_catalog.pg_is_in_recovery(),
   (SELECT archived_count FROM pg_catalog.pg_stat_archiver),
   (SELECT failed_count FROM pg_catalog.pg_stat_archiver),
   (SELECT last_failed_wal FROM pg_catalog.pg_stat_archiver),
-  (SELECT pg_catalog.date_part('epoch', last_failed_time) FROM pg_catalog.pg_stat_archiver)
+  (SELECT pg_catalog.date_part('epoch', last_failed_time) FROM pg_catalog.pg_stat_archiver),
+  (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_array(slot_name, active) ORDER BY slot_name), '[]'::json)
+     FROM pg_catalog.pg_replication_slots WHERE slot_type = 'physical' AND NOT temporary)
 )SQL";
 
 std::string quote_ident(PGconn* c, const std::string& s) {
@@ -249,6 +251,11 @@ Result<PgState> Postgres::query_state() const {
     if (!cell_null(res, 13)) st.archiver_failed_count = cell_int(res, 13);
     if (!cell_null(res, 14)) st.archiver_last_failed_wal = cell(res, 14);
     if (!cell_null(res, 15)) st.archiver_last_failed_time = std::stod(cell(res, 15));
+    auto slots = nlohmann::json::parse(cell(res, 16), nullptr, false);
+    if (slots.is_array())
+      for (const auto& row : slots)
+        if (row.is_array() && row.size() == 2 && row[0].is_string() && row[1].is_boolean())
+          st.physical_slots.push_back({row[0].get<std::string>(), row[1].get<bool>()});
   } catch (const std::exception& e) {
     return Status::Failed(std::string("state query: unexpected value: ") + e.what());
   }

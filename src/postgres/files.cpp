@@ -62,7 +62,10 @@ Status write_atomically(const std::string& path, const std::string& content, mod
 }
 
 Postgres::Postgres(config::Config cfg, util::Environment env)
-    : cfg_(std::move(cfg)), env_(std::move(env)), state_conn_(make_state_connection()) {}
+    : cfg_(std::move(cfg)),
+      env_(std::move(env)),
+      state_conn_(make_state_connection()),
+      known_postmaster_(make_known_postmaster()) {}
 
 std::string Postgres::program(const std::string& name) const {
   return util::find_program(name, cfg_.postgresql.bin_dir, env_);
@@ -86,7 +89,7 @@ nlohmann::json Postgres::current_parameters() const {
 }
 
 std::vector<std::string> Postgres::command_line_changes(const nlohmann::json& parameters) const {
-  auto text = util::read_small_file(cfg_.postgresql.data_dir + "/postmaster.opts");
+  auto text = postmaster_opts_text();
   if (!text) return {};
   auto running = parse_postmaster_opts(*text);
   if (running.empty()) return {};

@@ -1,7 +1,9 @@
 // Starting, stopping and finding the postmaster. pg_ctl does the work; pgwarden's own job is
 // to never start a second postmaster on a directory one already owns, and to tell a stale
 // postmaster.pid (crash, container restart, pid reuse) from a live one.
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "pgwarden/postgres/postgres.hpp"
@@ -68,7 +71,49 @@ bool looks_like_postmaster_binary(int pid) {
   return name.rfind("postgres", 0) == 0 || name.rfind("postmaster", 0) == 0;
 }
 
+// Whether the process behind a pidfd has not exited (the pidfd turns readable when it does).
+bool still_running(int pidfd) {
+  pollfd p{pidfd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 0;
+}
+
 }  // namespace
+
+struct Postgres::KnownPostmaster {
+  std::mutex mu;
+  int pid = 0;
+  int pidfd = -1;
+  std::optional<std::string> opts;  // its postmaster.opts, once read
+
+  KnownPostmaster() = default;
+  KnownPostmaster(const KnownPostmaster&) = delete;
+  KnownPostmaster& operator=(const KnownPostmaster&) = delete;
+  ~KnownPostmaster() { forget(); }
+
+  // Caller holds mu.
+  bool is(int candidate) const { return pid == candidate && pidfd >= 0 && still_running(pidfd); }
+  void forget() {
+    if (pidfd >= 0) ::close(pidfd);
+    pidfd = -1;
+    pid = 0;
+    opts.reset();
+  }
+};
+
+std::shared_ptr<Postgres::KnownPostmaster> Postgres::make_known_postmaster() {
+  return std::make_shared<KnownPostmaster>();
+}
+
+std::optional<std::string> Postgres::postmaster_opts_text() const {
+  const std::string path = cfg_.postgresql.data_dir + "/postmaster.opts";
+  std::lock_guard lk(known_postmaster_->mu);
+  KnownPostmaster& known = *known_postmaster_;
+  // The postmaster writes the file when it starts: while it lives, the file is as read.
+  if (known.opts && known.is(known.pid)) return known.opts;
+  auto text = util::read_small_file(path);
+  if (text && known.is(known.pid)) known.opts = text;
+  return text;
+}
 
 std::optional<int> Postgres::postmaster_pid() const {
   const std::string& dd = cfg_.postgresql.data_dir;
@@ -93,15 +138,39 @@ std::optional<int> Postgres::postmaster_pid() const {
   // A negative pid marks a single-user backend; it owns the directory just as much.
   if (pid < 0) pid = -pid;
   if (pid <= 0) return std::nullopt;
+  std::lock_guard lk(known_postmaster_->mu);
+  KnownPostmaster& known = *known_postmaster_;
+  if (known.is(pid)) return pid;
+  known.forget();
+  // Held before the proof, so the process proved is the one held (a pid reused meanwhile
+  // belongs to another process, whose pidfd this is not).
+  // (glibc 2.36's <sys/pidfd.h> lacks C linkage for C++; the system call is the same.)
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  auto proved = proved_postmaster(pid, dir_line, start_line);
+  if (!proved || pidfd < 0 || !still_running(pidfd)) {
+    if (pidfd >= 0) ::close(pidfd);
+    return proved;
+  }
+  known.pid = pid;
+  known.pidfd = pidfd;
+  return proved;
+}
+
+std::optional<int> Postgres::proved_postmaster(int pid, const std::string& dir_line,
+                                               const std::string& start_line) const {
+  const std::string& dd = cfg_.postgresql.data_dir;
   // After a container restart the stale pid may be ours or our parent's.
   if (pid == getpid() || pid == getppid()) return std::nullopt;
   std::string proc = "/proc/" + std::to_string(pid);
   if (!util::path_exists(proc)) return std::nullopt;
   if (!looks_like_postmaster_binary(pid)) return std::nullopt;
 
-  const std::string want = canonical_or_self(dd);
   // Resolving a path costs a readlink per component; the usual answers need none.
-  auto names_our_directory = [&](const std::string& p) { return p == dd || p == want || canonical_or_self(p) == want; };
+  auto names_our_directory = [&](const std::string& p) {
+    if (p == dd) return true;
+    const std::string want = canonical_or_self(dd);
+    return p == want || canonical_or_self(p) == want;
+  };
   if (!dir_line.empty() && !names_our_directory(dir_line)) return std::nullopt;
   // A postgres whose working directory is our data directory is our postmaster: nothing else
   // chdirs there. Trusting that beats the start-time heuristic, which a clock step can fool.

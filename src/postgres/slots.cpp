@@ -68,15 +68,10 @@ const char* kDropSlot =
     "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots "
     "WHERE slot_name = $1 AND slot_type = 'physical' AND NOT temporary AND NOT active";
 
-struct SlotRow {
-  std::string name;
-  bool active = false;
-};
-
-Result<std::vector<SlotRow>> list_rows(PGconn* c) {
+Result<std::vector<PhysicalSlot>> list_rows(PGconn* c) {
   auto r = pq::exec(c, kListSlots);
   if (!r) return Status::Failed("listing replication slots: " + r.status().message());
-  std::vector<SlotRow> out;
+  std::vector<PhysicalSlot> out;
   for (int i = 0; i < PQntuples(r->get()); ++i)
     out.push_back({PQgetvalue(r->get(), i, 0), PQgetvalue(r->get(), i, 1)[0] == 't'});
   return out;
@@ -123,8 +118,21 @@ Result<std::vector<std::string>> list_physical_slots(const Postgres& pg) {
   return names;
 }
 
+SlotChanges plan_slot_changes(const std::set<std::string>& wanted, const std::vector<PhysicalSlot>& listed) {
+  SlotChanges out;
+  std::set<std::string> have;
+  for (const auto& slot : listed) {
+    have.insert(slot.name);
+    if (!wanted.count(slot.name) && !slot.active) out.drop.push_back(slot.name);
+  }
+  for (const auto& name : wanted)
+    if (!have.count(name)) out.create.push_back(name);
+  return out;
+}
+
 // On the kept connection: the leader runs this every cycle.
-Status sync_physical_slots(const Postgres& pg, const std::vector<std::string>& wanted) {
+Status sync_physical_slots(const Postgres& pg, const std::vector<std::string>& wanted,
+                           const std::vector<PhysicalSlot>* listed) {
   std::vector<std::string> invalid;
   std::set<std::string> want;
   for (const auto& name : wanted) {
@@ -132,25 +140,29 @@ Status sync_physical_slots(const Postgres& pg, const std::vector<std::string>& w
     else invalid.push_back("invalid slot name \"" + name + "\"");
   }
   std::vector<std::string> errors;
-  auto st = pg.with_kept_connection([&](PGconn* c) -> Status {
-    auto rows = list_rows(c);
-    if (!rows) return rows.status();
-    errors = invalid;
-    std::set<std::string> have;
-    for (const auto& r : *rows) {
-      have.insert(r.name);
-      if (want.count(r.name) || r.active) continue;
-      if (auto d = pq::exec(c, kDropSlot, {r.name}); !d)
-        errors.push_back("dropping slot " + r.name + ": " + d.status().message());
-    }
-    for (const auto& name : want) {
-      if (have.count(name)) continue;
-      if (auto r = pq::exec(c, kCreateSlot, {name}); !r)
-        errors.push_back("creating slot " + name + ": " + r.status().message());
-    }
-    return Status::Ok();
-  });
-  if (!st) return st;
+  if (!listed || !plan_slot_changes(want, *listed).empty()) {
+    auto st = pg.with_kept_connection([&](PGconn* c) -> Status {
+      std::vector<PhysicalSlot> rows;
+      if (listed) {
+        rows = *listed;
+      } else {
+        auto fresh = list_rows(c);
+        if (!fresh) return fresh.status();
+        rows = std::move(*fresh);
+      }
+      errors.clear();
+      const SlotChanges changes = plan_slot_changes(want, rows);
+      for (const auto& name : changes.drop)
+        if (auto d = pq::exec(c, kDropSlot, {name}); !d)
+          errors.push_back("dropping slot " + name + ": " + d.status().message());
+      for (const auto& name : changes.create)
+        if (auto r = pq::exec(c, kCreateSlot, {name}); !r)
+          errors.push_back("creating slot " + name + ": " + r.status().message());
+      return Status::Ok();
+    });
+    if (!st) return st;
+  }
+  errors.insert(errors.begin(), invalid.begin(), invalid.end());
   if (errors.empty()) return Status::Ok();
   std::string msg;
   for (const auto& e : errors) msg += (msg.empty() ? "" : "; ") + e;

@@ -333,12 +333,20 @@ TEST_F(ReplicaIntegration, SyncPhysicalSlots) {
   auto bad = sync_physical_slots(pg, {"node_b", "Not-Valid"});
   EXPECT_EQ(bad.code(), Code::kFailed);
   EXPECT_NE(bad.message().find("Not-Valid"), std::string::npos);
+  // The state query lists the slots too; given that list, a sync with nothing to change
+  // runs no query at all (here: the server is stopped and it still succeeds).
+  auto state = pg.query_state();
+  ASSERT_TRUE(state) << state.status().message();
+  const std::vector<PhysicalSlot> as_listed = {{"node_b", false}};
+  EXPECT_EQ(state->physical_slots, as_listed);
   ASSERT_TRUE(pg.stop("fast", 60s));
   EXPECT_EQ(list_physical_slots(pg).status().code(), Code::kUnavailable);
+  EXPECT_TRUE(sync_physical_slots(pg, {"node_b"}, &as_listed));
+  EXPECT_EQ(sync_physical_slots(pg, {"node_a"}, &as_listed).code(), Code::kUnavailable);
   // The kept connection died with the server; after a start the next call reconnects.
   ASSERT_TRUE(pg.start(60s));
   ASSERT_TRUE(test::wait_until([&] { return pg.is_ready(); }, 30s));
-  st = sync_physical_slots(pg, {"node_a"});
+  st = sync_physical_slots(pg, {"node_a"}, &as_listed);
   ASSERT_TRUE(st) << st.message();
   EXPECT_EQ(*list_physical_slots(pg), (std::vector<std::string>{"node_a"}));
 }

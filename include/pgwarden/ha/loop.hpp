@@ -68,6 +68,13 @@ class HaLoop {
   std::mutex reload_mu_;
   std::optional<config::Config> pending_reload_;
   bool reload_requested_ = false;
+  // Index of the DCS config key dyn_ was merged from (-1: merge on the next cycle), and a
+  // counter that moves whenever dyn_ or the local configuration may have changed.
+  int64_t merged_config_index_ = -1;
+  uint64_t config_generation_ = 0;
+  // command_line_changes() as last asked ("<postmaster start>@<config generation>").
+  std::string cmdline_asked_for_;
+  std::vector<std::string> cmdline_changes_;
   std::string pending_cmdline_logged_;  // command-line options last reported as changed  // a reload was applied: PostgreSQL reloads on this cycle
 
   bool was_leader_ = false;

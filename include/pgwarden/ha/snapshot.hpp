@@ -10,6 +10,7 @@
 #include "pgwarden/dcs/cluster.hpp"
 #include "pgwarden/ha/peer_status.hpp"
 #include "pgwarden/ha/requests.hpp"
+#include "pgwarden/postgres/postgres.hpp"
 
 namespace pgwarden::ha {
 
@@ -30,6 +31,8 @@ struct LocalPostgres {
   // A changed parameter waits for a restart: pg_settings says so, or an option given on the
   // postmaster command line (postmaster.opts) differs from the effective configuration.
   bool pending_restart = false;
+  // Physical replication slots, as the state query listed them; nullopt when it did not answer.
+  std::optional<std::vector<postgres::PhysicalSlot>> physical_slots;
 };
 
 

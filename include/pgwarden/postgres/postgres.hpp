@@ -19,6 +19,13 @@ struct pg_conn;  // libpq's PGconn
 
 namespace pgwarden::postgres {
 
+// A physical, non-temporary replication slot on the server.
+struct PhysicalSlot {
+  std::string name;
+  bool active = false;  // a standby streams from it now
+  bool operator==(const PhysicalSlot&) const = default;
+};
+
 // What one SQL round trip tells about the running server.
 struct PgState {
   bool in_recovery = false;
@@ -38,6 +45,7 @@ struct PgState {
   int64_t archiver_failed_count = 0;
   std::string archiver_last_failed_wal;   // empty: never failed
   double archiver_last_failed_time = 0;   // epoch seconds; 0: never failed
+  std::vector<PhysicalSlot> physical_slots;  // sorted by name
 };
 
 // "0/3000060" <-> bytes.
@@ -93,6 +101,7 @@ class Postgres {
   void set_config(config::Config cfg) {
     cfg_ = std::move(cfg);
     state_conn_ = make_state_connection();  // credentials or address may have changed
+    known_postmaster_ = make_known_postmaster();  // the data directory may have changed
   }
 
   // --- data directory
@@ -155,6 +164,10 @@ class Postgres {
 
  private:
   std::string program(const std::string& name) const;  // in bin_dir or on PATH; "" if missing
+  // The checks that `pid` (from postmaster.pid) is a live postmaster of our data directory.
+  std::optional<int> proved_postmaster(int pid, const std::string& dir_line, const std::string& start_line) const;
+  // postmaster.opts (the running postmaster's command line), read once per postmaster.
+  std::optional<std::string> postmaster_opts_text() const;
   Result<util::CommandResult> pg_ctl(std::vector<std::string> args, std::chrono::milliseconds timeout) const;
 
   config::Config cfg_;
@@ -165,6 +178,13 @@ class Postgres {
   struct StateConnection;
   std::shared_ptr<StateConnection> state_conn_;
   static std::shared_ptr<StateConnection> make_state_connection();
+  // The postmaster postmaster_pid() last proved ours, held by a pidfd: while postmaster.pid
+  // still names it and the pidfd says that very process lives, the proof (/proc, its command
+  // line and working directory) stands, and its postmaster.opts cannot have changed. Shared
+  // by copies; guarded inside.
+  struct KnownPostmaster;
+  std::shared_ptr<KnownPostmaster> known_postmaster_;
+  static std::shared_ptr<KnownPostmaster> make_known_postmaster();
 };
 
 }  // namespace pgwarden::postgres

@@ -6,12 +6,17 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "pgwarden/util/io_alarms.hpp"
@@ -53,16 +58,28 @@ class Connection {
 
   enum class Wait { kDone, kTimeout, kWoken };
 
-  // Runs the io_context until the pending operation sets `done`, the deadline passes, or
-  // `wake` is set. On the latter two the socket is closed so the operation completes, unless
-  // `keep_pending`: then the operation stays queued for a later run().
-  Wait run(const bool& done, Clock::time_point deadline, const util::WakeSignal* wake, bool keep_pending = false) {
+  // Runs the io_context until the pending socket operation sets `done`, the deadline passes
+  // or `wake` is set; on the latter two the socket is closed so the operation completes.
+  // Between steps it sleeps in poll(2) until the socket is ready for `events` (POLLIN for a
+  // read, POLLOUT for a connect or a write): one system call, no timer to arm and cancel.
+  Wait run_on_socket(const bool& done, short events, Clock::time_point deadline, const util::WakeSignal* wake) {
+    for (;;) {
+      ioc_.restart();
+      ioc_.poll();
+      if (done) return Wait::kDone;
+      auto w = wait_for_socket(events, deadline, wake);
+      if (w != Wait::kDone) return abort(done, w);
+    }
+  }
+
+  // As run_on_socket, for operations that are not on the socket (the resolver).
+  Wait run(const bool& done, Clock::time_point deadline, const util::WakeSignal* wake) {
     ioc_.restart();
     util::IoAlarms alarms(ioc_, deadline, wake);
     while (!done) {
       switch (alarms.step(kWakeSlice)) {
-        case util::IoAlarms::Step::kExpired: return keep_pending ? Wait::kTimeout : abort(done, Wait::kTimeout);
-        case util::IoAlarms::Step::kSignalled: return keep_pending ? Wait::kWoken : abort(done, Wait::kWoken);
+        case util::IoAlarms::Step::kExpired: return abort(done, Wait::kTimeout);
+        case util::IoAlarms::Step::kSignalled: return abort(done, Wait::kWoken);
         case util::IoAlarms::Step::kRan: break;
       }
     }
@@ -80,7 +97,7 @@ class Connection {
         ec = e;
         done = true;
       });
-      if (run(done, deadline, wake) != Wait::kDone) return fail("timed out connecting");
+      if (run_on_socket(done, POLLOUT, deadline, wake) != Wait::kDone) return fail("timed out connecting");
       if (ec) return fail("cannot connect: " + ec.message());
       socket_.set_option(tcp::no_delay(true), ec);
       return Status::Ok();
@@ -100,7 +117,7 @@ class Connection {
       ec = e;
       done = true;
     });
-    if (run(done, deadline, wake) != Wait::kDone) return fail("timed out connecting");
+    if (run_on_socket(done, POLLOUT, deadline, wake) != Wait::kDone) return fail("timed out connecting");
     if (ec) return fail("cannot connect: " + ec.message());
     socket_.set_option(tcp::no_delay(true), ec);
     return Status::Ok();
@@ -120,7 +137,7 @@ class Connection {
       ec = e;
       done = true;
     });
-    if (run(done, deadline, nullptr) != Wait::kDone) return fail("timed out sending request");
+    if (run_on_socket(done, POLLOUT, deadline, nullptr) != Wait::kDone) return fail("timed out sending request");
     if (ec) {
       closed_by_peer_ = ec == asio::error::broken_pipe || ec == asio::error::connection_reset;
       return fail("cannot send request: " + ec.message());
@@ -137,7 +154,7 @@ class Connection {
       ec = e;
       done = true;
     });
-    if (run(done, deadline, nullptr) != Wait::kDone) return fail("timed out waiting for the reply");
+    if (run_on_socket(done, POLLIN, deadline, nullptr) != Wait::kDone) return fail("timed out waiting for the reply");
     if (ec) {
       closed_by_peer_ = !parser.got_some() && (ec == http::error::end_of_stream || ec == asio::error::eof ||
                                                ec == asio::error::connection_reset);
@@ -181,15 +198,17 @@ class Connection {
         if (!st.parser.is_header_done()) http::async_read_header(socket_, buffer_, st.parser, handler);
         else http::async_read_some(socket_, buffer_, st.parser, handler);
       }
-      if (!st.completed && no_wait) {
+      if (!st.completed) {
         ioc_.restart();
-        ioc_.poll();  // one look at the socket, no sleep
-        if (!st.completed) return StreamEnd::kTimeout;
+        ioc_.poll();  // runs the read if the socket has something for it; never sleeps
       }
       if (!st.completed) {
-        auto w = run(st.completed, deadline, wake, /*keep_pending=*/true);
-        // A read that completed while the wait was being torn down is taken next time.
+        if (no_wait) return StreamEnd::kTimeout;
+        // Nothing yet: sleep in poll(2) until the socket is readable, the wake or the deadline.
+        // The read stays queued on the io_context, so the next call resumes it.
+        auto w = wait_for_socket(POLLIN, deadline, wake);
         if (w != Wait::kDone) return w == Wait::kTimeout ? StreamEnd::kTimeout : StreamEnd::kWoken;
+        continue;
       }
       st.completed = false;
       if (st.ec == http::error::end_of_stream || st.ec == asio::error::eof) return StreamEnd::kClosed;
@@ -207,6 +226,32 @@ class Connection {
   }
 
  private:
+  // Sleeps until the socket is ready for `events` (or has an error, or was closed): kDone;
+  // until the deadline: kTimeout; until `wake` is set: kWoken. An idle member spends most of
+  // its life here, so it is one poll(2) per wake-up: no timer armed and cancelled, no eventfd
+  // added to and removed from epoll for every wait.
+  Wait wait_for_socket(short events, Clock::time_point deadline, const util::WakeSignal* wake) {
+    const int wake_fd = wake ? wake->fd() : -1;
+    for (;;) {
+      if (wake && wake->is_set()) return Wait::kWoken;
+      const auto now = Clock::now();
+      if (now >= deadline) return Wait::kTimeout;
+      auto sleep = deadline == Clock::time_point::max() ? std::chrono::milliseconds(-1)
+                                                        : std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+      if (wake && wake_fd < 0 && (sleep.count() < 0 || sleep > kWakeSlice)) sleep = kWakeSlice;  // poll the flag
+      const int fd = socket_.native_handle();
+      if (fd < 0) {  // between two connect attempts: let the io_context go on shortly
+        std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(10), deadline - now));
+        return Wait::kDone;
+      }
+      pollfd fds[2] = {{fd, events, 0}, {wake_fd, POLLIN, 0}};
+      const int n = ::poll(fds, 2, sleep.count() > INT_MAX ? INT_MAX : static_cast<int>(sleep.count()));
+      if (n < 0 && errno != EINTR) return Wait::kDone;  // the read reports what is wrong
+      if (n > 0 && fds[0].revents != 0) return Wait::kDone;  // ready, closed or in error
+      if (n > 0 && fds[1].revents != 0 && !wake->is_set()) wake->drain();  // a wake already taken
+    }
+  }
+
   Wait abort(const bool& done, Wait why) {
     error_code ignored;
     resolver_.cancel();

@@ -51,5 +51,29 @@ TEST(SlotName, Validity) {
   EXPECT_TRUE(is_valid_slot_name(std::string(63, 'a')));
 }
 
+// What sync_physical_slots does with a listed set of slots: a table of cases.
+TEST(SlotChanges, Plan) {
+  struct Case {
+    const char* what;
+    std::set<std::string> wanted;
+    std::vector<PhysicalSlot> listed;
+    std::vector<std::string> drop, create;
+  };
+  const std::vector<Case> cases = {
+      {"nothing either side", {}, {}, {}, {}},
+      {"all there", {"a", "b"}, {{"a", false}, {"b", true}}, {}, {}},
+      {"missing ones created", {"a", "b", "c"}, {{"b", false}}, {}, {"a", "c"}},
+      {"unwanted idle slot dropped", {"a"}, {{"a", false}, {"old", false}}, {"old"}, {}},
+      {"unwanted active slot kept", {"a"}, {{"a", false}, {"busy", true}}, {}, {}},
+      {"both at once", {"new"}, {{"gone", false}, {"busy", true}}, {"gone"}, {"new"}},
+  };
+  for (const auto& c : cases) {
+    SlotChanges got = plan_slot_changes(c.wanted, c.listed);
+    EXPECT_EQ(got.drop, c.drop) << c.what;
+    EXPECT_EQ(got.create, c.create) << c.what;
+    EXPECT_EQ(got.empty(), c.drop.empty() && c.create.empty()) << c.what;
+  }
+}
+
 }  // namespace
 }  // namespace pgwarden::postgres
