@@ -2,6 +2,7 @@
 // start/stop, the state query, roles, post_init, moving a data directory aside.
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -213,6 +214,30 @@ TEST_F(PostgresIntegration, StalePidFileDoesNotBlockStart) {
   auto state = pg.query_state();
   ASSERT_TRUE(state) << state.status().message();
   EXPECT_FALSE(state->in_recovery);
+  ASSERT_TRUE(pg.stop("fast", 60s));
+}
+
+// postmaster_pid() proves a postmaster once and then holds it by a pidfd; a copy of the
+// Postgres shares what was proved. When that process dies, its postmaster.pid stays behind
+// (as after a crash) and the next call must say so, not trust what it knew.
+TEST_F(PostgresIntegration, AProvedPostmasterIsForgottenWhenItDies) {
+  Postgres pg(cfg_, env_);
+  ASSERT_NO_FATAL_FAILURE(bring_up(pg));
+  auto pid = pg.postmaster_pid();
+  ASSERT_TRUE(pid);
+  EXPECT_EQ(pg.postmaster_pid(), pid);
+  Postgres copy = pg;
+  EXPECT_EQ(copy.postmaster_pid(), pid);
+  ASSERT_EQ(::kill(*pid, SIGKILL), 0);
+  EXPECT_TRUE(test::wait_until([&] { return !pg.postmaster_pid(); }, 10s));
+  EXPECT_FALSE(copy.is_running());
+  EXPECT_TRUE(fs::exists(cfg_.postgresql.data_dir + "/postmaster.pid")) << "the crash left its pid file";
+  // A new postmaster (once the old one's backends are gone) is proved afresh.
+  ASSERT_TRUE(test::wait_until([&] { return pg.start(30s).ok(); }, 60s));
+  auto next = pg.postmaster_pid();
+  ASSERT_TRUE(next);
+  EXPECT_NE(*next, *pid);
+  EXPECT_EQ(copy.postmaster_pid(), next);
   ASSERT_TRUE(pg.stop("fast", 60s));
 }
 
