@@ -76,9 +76,13 @@ Status Executor::write_config(bool as_primary, const Snapshot& s) {
 }
 
 bool Executor::config_stale(const config::DynamicConfig& dyn) const {
+  return config_stale(dyn, config::effective_parameters(cfg_, dyn));
+}
+
+bool Executor::config_stale(const config::DynamicConfig& dyn, const nlohmann::json& effective) const {
   if (!written_parameters_) return true;
   const std::vector<std::string>& hba = cfg_.postgresql.pg_hba.empty() ? dyn.pg_hba : cfg_.postgresql.pg_hba;
-  return *written_parameters_ != config::effective_parameters(cfg_, dyn) || written_hba_ != hba;
+  return *written_parameters_ != effective || written_hba_ != hba;
 }
 
 Status Executor::start(bool as_primary, const Snapshot& s) {

@@ -78,11 +78,20 @@ void HaLoop::apply_pending_reload() {
   reload_requested_ = true;
 }
 
+const nlohmann::json& HaLoop::effective_parameters() {
+  if (effective_for_ != config_generation_ || !effective_parameters_) {
+    effective_parameters_ = config::effective_parameters(cfg_, dyn_);
+    effective_for_ = config_generation_;
+  }
+  return *effective_parameters_;
+}
+
 LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
   LocalPostgres l;
-  l.initialized = pg_.is_initialized();
-  l.data_dir_empty = !l.initialized && pg_.data_directory_empty();  // PG_VERSION is in it
   l.running = pg_.is_running();
+  // A live postmaster owns an initialized directory: no need to look for PG_VERSION.
+  l.initialized = l.running || pg_.is_initialized();
+  l.data_dir_empty = !l.initialized && pg_.data_directory_empty();  // PG_VERSION is in it
   if (l.running) {
     auto st = pg_.query_state();
     if (st) {
@@ -104,7 +113,7 @@ LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
     // the postmaster (its start time) and the configuration stay the same.
     const std::string asked_for = l.postmaster_start_time + "@" + std::to_string(config_generation_);
     if (l.postmaster_start_time.empty() || asked_for != cmdline_asked_for_) {
-      cmdline_changes_ = pg_.command_line_changes(config::effective_parameters(cfg_, dyn_));
+      cmdline_changes_ = pg_.command_line_changes(effective_parameters());
       cmdline_asked_for_ = asked_for;
     }
     const auto& changed = cmdline_changes_;
@@ -226,7 +235,7 @@ void HaLoop::cycle() {
   s.replica_creation_failed = s.now < executor_.replica_retry_after();
   s.reload_requested = reload_requested_;
   reload_requested_ = false;
-  s.config_stale = s.pg.running && executor_.config_stale(dyn_);
+  s.config_stale = s.pg.running && executor_.config_stale(dyn_, effective_parameters());
   if (requests_) {
     s.requests = requests_->take();
     s.scheduled_restart = requests_->scheduled_restart();

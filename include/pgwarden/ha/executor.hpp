@@ -50,6 +50,8 @@ class Executor {
   // The effective parameters or pg_hba differ from those the configuration files were last
   // written with (always true before the first write).
   bool config_stale(const config::DynamicConfig& dyn) const;
+  // The same, given effective_parameters(cfg, dyn) already computed.
+  bool config_stale(const config::DynamicConfig& dyn, const nlohmann::json& effective) const;
 
  private:
   Status bootstrap(const Snapshot& s, Outcome& out);

@@ -72,6 +72,10 @@ class HaLoop {
   // counter that moves whenever dyn_ or the local configuration may have changed.
   int64_t merged_config_index_ = -1;
   uint64_t config_generation_ = 0;
+  // effective_parameters(cfg_, dyn_), computed again when config_generation_ moves.
+  const nlohmann::json& effective_parameters();
+  std::optional<nlohmann::json> effective_parameters_;
+  uint64_t effective_for_ = 0;
   // command_line_changes() as last asked ("<postmaster start>@<config generation>").
   std::string cmdline_asked_for_;
   std::vector<std::string> cmdline_changes_;

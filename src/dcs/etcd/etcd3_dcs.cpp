@@ -70,10 +70,10 @@ Result<Cluster> Etcd3Dcs::load_cluster() {
     cache_.reset(r->kvs, r->revision);
     cache_fresh_ = true;
   }
-  const Cluster& c = cache_.cluster();
+  cluster_ = cache_.cluster();
+  const Cluster& c = *cluster_;
   if (c.leader && c.leader->name == name_ && lease_ != 0 && c.leader->session != session_of(lease_))
     spdlog::warn("I am the leader but not owner of the lease");
-  cluster_ = c;
   view_revision_ = cache_.revision();
   return c;
 }
@@ -125,15 +125,17 @@ Status Etcd3Dcs::touch_member(const json& data) {
   }
   if (!s.ok()) return s;
   if (cluster_) {  // so an unchanged second touch before the next load is skipped too
+    auto view = std::make_shared<Cluster>(*cluster_);  // the cache's copy stays as etcd said
     Member* m = nullptr;
-    for (auto& mm : cluster_->members)
+    for (auto& mm : view->members)
       if (mm.name == name_) m = &mm;
     if (!m) {
-      cluster_->members.push_back(Member{name_, 0, session, data});
+      view->members.push_back(Member{name_, 0, session, data});
     } else {
       m->session = session;
       m->data = data;
     }
+    cluster_ = std::move(view);
   }
   return Status::Ok();
 }
@@ -226,7 +228,11 @@ Status Etcd3Dcs::delete_leader(std::optional<int64_t> last_lsn) {
     auto kv = ranged_kv(*t);
     if (kv) return Status::Conflict("leader key is held by " + kv->value);
   }
-  if (cluster_) cluster_->leader.reset();
+  if (cluster_ && cluster_->leader) {
+    auto view = std::make_shared<Cluster>(*cluster_);
+    view->leader.reset();
+    cluster_ = std::move(view);
+  }
   return Status::Ok();
 }
 

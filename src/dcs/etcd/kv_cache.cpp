@@ -18,14 +18,14 @@ void KvCache::reset(const std::vector<KeyValue>& kvs, int64_t revision) {
   built_.reset();
 }
 
-const Cluster& KvCache::cluster() {
+std::shared_ptr<const Cluster> KvCache::cluster() {
   if (!built_) {
     std::vector<KeyValue> all;
     all.reserve(kvs_.size());
     for (const auto& [key, kv] : kvs_) all.push_back(kv);
-    built_ = build_cluster(all, prefix_);
+    built_ = std::make_shared<const Cluster>(build_cluster(all, prefix_));
   }
-  return *built_;
+  return built_;
 }
 
 std::optional<std::string> KvCache::value(const std::string& rel) const {

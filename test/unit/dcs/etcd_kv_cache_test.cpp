@@ -41,19 +41,22 @@ TEST(EtcdKvCache, ResetThenEventsKeepTheClusterCurrent) {
                       kv("initialize", "123", 2)},
                      6);
   EXPECT_EQ(c.revision(), 6);
-  ASSERT_TRUE(c.cluster().leader);
-  EXPECT_EQ(c.cluster().leader->name, "node1");
-  EXPECT_EQ(c.cluster().members.size(), 1u);
+  ASSERT_TRUE(c.cluster()->leader);
+  EXPECT_EQ(c.cluster()->leader->name, "node1");
+  EXPECT_EQ(c.cluster()->members.size(), 1u);
 
+  const auto view = c.cluster();
+  EXPECT_EQ(c.cluster(), view) << "not built again without a change";
   c.apply(json::array({put_event("members/node2", R"({"role":"replica"})", 7, 7, 88)}));
   EXPECT_EQ(c.revision(), 7);
-  ASSERT_EQ(c.cluster().members.size(), 2u);
-  EXPECT_EQ(c.cluster().member("node2")->session, "88");
-  EXPECT_EQ(c.cluster().member("node2")->index, 7);
+  EXPECT_EQ(view->members.size(), 1u) << "a view taken before stays as it was";
+  ASSERT_EQ(c.cluster()->members.size(), 2u);
+  EXPECT_EQ(c.cluster()->member("node2")->session, "88");
+  EXPECT_EQ(c.cluster()->member("node2")->index, 7);
 
   c.apply(json::array({delete_event("leader", 8)}));
   EXPECT_EQ(c.revision(), 8);
-  EXPECT_FALSE(c.cluster().leader);
+  EXPECT_FALSE(c.cluster()->leader);
   EXPECT_EQ(c.value("leader"), std::nullopt);
   EXPECT_EQ(c.value("initialize"), std::optional<std::string>("123"));
 }
@@ -80,15 +83,15 @@ TEST(EtcdKvCache, AllEventsOfOneTxnAreApplied) {
 
 TEST(EtcdKvCache, UndecodableAndForeignEventsChangeNothing) {
   KvCache c = loaded("node1", {kv("leader", "node1", 2)}, 2);
-  const Cluster before = c.cluster();
+  const Cluster before = *c.cluster();
   EXPECT_FALSE(c.apply(json::array({json{{"kv", {{"key", "%%%not base64"}, {"mod_revision", "5"}}}}})));
   EXPECT_FALSE(c.apply(json::array({json{{"type", "PUT"}}})));
   EXPECT_FALSE(c.apply(json{{"not", "an array"}}));
   json other = put_event("leader", "x", 6);
   other["kv"]["key"] = base64_encode("/service/other/leader");
   EXPECT_FALSE(c.apply(json::array({other})));
-  EXPECT_EQ(c.cluster().leader->name, before.leader->name);
-  EXPECT_EQ(c.cluster().members.size(), before.members.size());
+  EXPECT_EQ(c.cluster()->leader->name, before.leader->name);
+  EXPECT_EQ(c.cluster()->members.size(), before.members.size());
   EXPECT_EQ(c.value("leader"), std::optional<std::string>("node1"));
 }
 

@@ -87,7 +87,7 @@ class Etcd3Dcs final : public Dcs {
   int64_t lease_ = 0;
   Clock::time_point last_refresh_{};
   int64_t keepalive_revision_ = 0;         // store revision the last keep-alive reported
-  std::optional<Cluster> cluster_;         // last load_cluster()
+  std::shared_ptr<const Cluster> cluster_; // last load_cluster(), with our own writes since
   int64_t view_revision_ = 0;              // revision that view is complete up to
   std::optional<std::string> last_status_; // last status document we wrote
 

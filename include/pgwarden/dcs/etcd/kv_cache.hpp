@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,8 +33,9 @@ class KvCache {
 
   // Every change up to this revision is in the cache (0: nothing loaded yet).
   int64_t revision() const { return revision_; }
-  // The contents as a Cluster, built again only after a change.
-  const Cluster& cluster();
+  // The contents as a Cluster, built again only after a change (so a caller may keep the
+  // pointer as "the view" without a copy).
+  std::shared_ptr<const Cluster> cluster();
   // The current value of a key below the prefix ("leader", "members/a"), if it exists.
   std::optional<std::string> value(const std::string& rel) const;
 
@@ -45,7 +47,7 @@ class KvCache {
   const std::string self_;
   std::map<std::string, KeyValue> kvs_;  // full key -> key-value
   int64_t revision_ = 0;
-  std::optional<Cluster> built_;
+  std::shared_ptr<const Cluster> built_;
 };
 
 }  // namespace pgwarden::dcs::etcd
