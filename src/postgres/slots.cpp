@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cwctype>
 #include <locale.h>
+#include <optional>
 #include <set>
 
 #include "pq_connect.hpp"
@@ -140,22 +141,20 @@ Status sync_physical_slots(const Postgres& pg, const std::vector<std::string>& w
     else invalid.push_back("invalid slot name \"" + name + "\"");
   }
   std::vector<std::string> errors;
-  if (!listed || !plan_slot_changes(want, *listed).empty()) {
+  std::optional<SlotChanges> planned;
+  if (listed) planned = plan_slot_changes(want, *listed);
+  if (!planned || !planned->empty()) {
     auto st = pg.with_kept_connection([&](PGconn* c) -> Status {
-      std::vector<PhysicalSlot> rows;
-      if (listed) {
-        rows = *listed;
-      } else {
-        auto fresh = list_rows(c);
-        if (!fresh) return fresh.status();
-        rows = std::move(*fresh);
+      if (!listed) {
+        auto rows = list_rows(c);
+        if (!rows) return rows.status();
+        planned = plan_slot_changes(want, *rows);
       }
       errors.clear();
-      const SlotChanges changes = plan_slot_changes(want, rows);
-      for (const auto& name : changes.drop)
+      for (const auto& name : planned->drop)
         if (auto d = pq::exec(c, kDropSlot, {name}); !d)
           errors.push_back("dropping slot " + name + ": " + d.status().message());
-      for (const auto& name : changes.create)
+      for (const auto& name : planned->create)
         if (auto r = pq::exec(c, kCreateSlot, {name}); !r)
           errors.push_back("creating slot " + name + ": " + r.status().message());
       return Status::Ok();
