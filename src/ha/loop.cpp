@@ -137,13 +137,16 @@ LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
   return l;
 }
 
-nlohmann::json HaLoop::member_data(const LocalPostgres& local, const std::optional<postgres::PgState>& st,
-                                   const std::string& role) const {
+std::string HaLoop::api_url() const {
   std::string api = cfg_.restapi.connect_address.empty() ? cfg_.restapi.listen.to_string()
                                                            : cfg_.restapi.connect_address;
-  std::string scheme = cfg_.restapi.certfile.empty() ? "http" : "https";
+  return (cfg_.restapi.certfile.empty() ? "http://" : "https://") + api + "/patroni";
+}
+
+nlohmann::json HaLoop::member_data(const LocalPostgres& local, const std::optional<postgres::PgState>& st,
+                                   const std::string& role) const {
   nlohmann::json d = {{"conn_url", pg_.connection_url()},
-                      {"api_url", scheme + "://" + api + "/patroni"},
+                      {"api_url", api_url()},
                       {"state", "stopped"},
                       {"role", role},
                       {"version", kPatroniCompatVersion}};
@@ -180,7 +183,7 @@ void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<p
   v.loop_wait = dyn_.loop_wait;
   v.next_scheduled_run = next_run_;
   v.tags = cfg_.tags_json;
-  v.api_url = member_data(s.pg, st, role_).value("api_url", "");
+  v.api_url = api_url();
   v.conn_url = pg_.connection_url();
   v.pending_restart = s.pg.pending_restart || (st && st->pending_restart);
   v.last_decision = d.reason;

@@ -43,6 +43,7 @@ class HaLoop {
   void heartbeat_until_stopped();
   void apply_pending_reload();
   LocalPostgres read_local(std::optional<postgres::PgState>* state);
+  std::string api_url() const;  // the member key's api_url
   nlohmann::json member_data(const LocalPostgres& local, const std::optional<postgres::PgState>& st,
                              const std::string& role) const;
   void publish(const Snapshot& s, const Decision& d, const std::optional<postgres::PgState>& st);
