@@ -15,10 +15,12 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -30,27 +32,61 @@ namespace pgwarden::test {
 namespace fs = std::filesystem;
 namespace http = boost::beast::http;
 
-int free_port() {
-  // The kernel may hand the same ephemeral port out again once it is closed; a test that
-  // asks for several ports (three members, each with a REST and a PostgreSQL port) must never
-  // get one twice, or two processes race for it. Ports given out by this process are skipped.
-  static std::mutex mu;
-  static std::set<int> given;
-  std::lock_guard<std::mutex> lock(mu);
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      close(fd);
-      throw std::runtime_error("bind failed");
-    }
+namespace {
+
+// Whether a listening socket could bind 127.0.0.1:<port> now (0: any port; the one bound is
+// returned through `port`).
+bool can_bind(int& port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  if (ok) {
     socklen_t len = sizeof addr;
     getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    int port = ntohs(addr.sin_port);
-    close(fd);
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return ok;
+}
+
+// The lowest port the kernel hands out for outgoing connections (ip_local_port_range).
+int ephemeral_low() {
+  std::ifstream f("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 32768;
+  if (!(f >> low)) low = 32768;
+  return low;
+}
+
+}  // namespace
+
+int free_port() {
+  // A test that asks for several ports (three members, each with a REST and a PostgreSQL port)
+  // must never get one twice, or two processes race for it: ports given out by this process
+  // are skipped. Ports come from below the kernel's ephemeral range, picked at random: a port
+  // the kernel hands out for bind(0) is one an outgoing connection (libpq, an etcd client, a
+  // test running beside this one) may take before our server binds it.
+  static std::mutex mu;
+  static std::set<int> given;
+  static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(getpid()));
+  std::lock_guard<std::mutex> lock(mu);
+  const int top = std::min(ephemeral_low(), 32768) - 1, bottom = 10000;
+  if (top > bottom) {
+    std::uniform_int_distribution<int> pick(bottom, top);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      int port = pick(rng);
+      if (given.count(port) == 0 && can_bind(port)) {
+        given.insert(port);
+        return port;
+      }
+    }
+  }
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int port = 0;
+    if (!can_bind(port)) throw std::runtime_error("bind failed");
     if (given.insert(port).second) return port;
   }
   throw std::runtime_error("no free port that was not given out already");
