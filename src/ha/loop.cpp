@@ -169,14 +169,15 @@ nlohmann::json HaLoop::member_data(const LocalPostgres& local, const std::option
   return d;
 }
 
-void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<postgres::PgState>& st) {
+void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<postgres::PgState>& st,
+                     std::optional<dcs::Cluster> cluster) {
   NodeView v;
   v.name = cfg_.name;
   v.scope = cfg_.scope;
   v.state = s.pg.running ? (s.pg.query_ok ? "running" : "starting") : "stopped";
   v.role = role_;
   v.is_leader = was_leader_;
-  v.cluster = std::exchange(last_cluster_, std::nullopt);  // set again by the next cycle
+  v.cluster = std::move(cluster);
   v.dcs_last_seen = dcs_last_seen_;
   v.paused = dyn_.pause;
   v.ttl = dyn_.ttl;
@@ -216,7 +217,6 @@ void HaLoop::cycle() {
     }
   } else {
     spdlog::error("{}: DCS is not accessible: {}", cfg_.name, cluster.status().message());
-    last_cluster_.reset();
   }
   std::optional<postgres::PgState> st;
   s.pg = read_local(&st);
@@ -318,12 +318,13 @@ void HaLoop::cycle() {
   was_leader_ = out.holds_lock;
   // Readers (REST API) see the lock as it is after our actions, not as read before them.
   // (The snapshot's copy is not needed after the actions: it moves to the readers.)
-  if (s.dcs_ok) last_cluster_ = std::move(s.cluster);
-  if (last_cluster_) {
-    if (out.holds_lock && (!last_cluster_->leader || last_cluster_->leader->name != cfg_.name))
-      last_cluster_->leader = dcs::Leader{cfg_.name, 0, ""};
-    else if (!out.holds_lock && last_cluster_->leader && last_cluster_->leader->name == cfg_.name)
-      last_cluster_->leader.reset();
+  std::optional<dcs::Cluster> readers_cluster;
+  if (s.dcs_ok) readers_cluster = std::move(s.cluster);
+  if (readers_cluster) {
+    if (out.holds_lock && (!readers_cluster->leader || readers_cluster->leader->name != cfg_.name))
+      readers_cluster->leader = dcs::Leader{cfg_.name, 0, ""};
+    else if (!out.holds_lock && readers_cluster->leader && readers_cluster->leader->name == cfg_.name)
+      readers_cluster->leader.reset();
   }
   if (out.bootstrap_failed) bootstrap_allowed_ = false;
   if (out.fatal) {
@@ -344,7 +345,7 @@ void HaLoop::cycle() {
       spdlog::warn("{}: could not update the member key: {}", cfg_.name, ts.message());
   }
   next_run_ = epoch_now() + dyn_.loop_wait;
-  publish(s, d, after);
+  publish(s, d, after, std::move(readers_cluster));
 }
 
 int HaLoop::run() {

@@ -46,7 +46,9 @@ class HaLoop {
   std::string api_url() const;  // the member key's api_url
   nlohmann::json member_data(const LocalPostgres& local, const std::optional<postgres::PgState>& st,
                              const std::string& role) const;
-  void publish(const Snapshot& s, const Decision& d, const std::optional<postgres::PgState>& st);
+  // `cluster`: the DCS view as readers should see it (nullopt when the DCS was not read).
+  void publish(const Snapshot& s, const Decision& d, const std::optional<postgres::PgState>& st,
+               std::optional<dcs::Cluster> cluster);
   void shutdown();
 
   config::Config cfg_;
@@ -86,7 +88,6 @@ class HaLoop {
   bool bootstrap_allowed_ = true;
   bool fatal_ = false;
   double dcs_last_seen_ = 0;
-  std::optional<dcs::Cluster> last_cluster_;
   config::DynamicConfig dyn_;
   std::string role_ = "uninitialized";
   std::string last_reason_;
