@@ -58,7 +58,8 @@ void add_postgres_fields(nlohmann::json& doc, const ha::NodeView& view, const po
   }
   if (doc["role"] == "replica" && listed_as_sync_standby(view)) doc["sync_standby"] = true;
   doc["timeline"] = pg.timeline;
-  if (pg.replication.is_array() && !pg.replication.empty()) doc["replication"] = pg.replication;
+  auto replication = nlohmann::json::parse(pg.replication_json, nullptr, false);
+  if (replication.is_array() && !replication.empty()) doc["replication"] = std::move(replication);
 }
 
 }  // namespace

@@ -104,7 +104,7 @@ LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
       l.pending_restart = st->pending_restart;
       l.physical_slots = st->physical_slots;
       if (!st->system_identifier.empty()) l.sysid = st->system_identifier;
-      *state = *st;
+      *state = std::move(*st);
     }
   }
   if (l.running) {
@@ -337,7 +337,7 @@ void HaLoop::cycle() {
   const bool pg_untouched =
       out.status.ok() && std::all_of(d.actions.begin(), d.actions.end(), leaves_postgres_alone);
   if (!pg_untouched) s.pg = read_local(&after);
-  else after = st;
+  else after = std::move(st);
   role_ = !s.pg.running ? (s.pg.initialized ? role_ : "uninitialized")
                         : (s.pg.query_ok ? (s.pg.in_recovery ? "replica" : "master") : role_);
   if (s.dcs_ok || cluster.ok()) {

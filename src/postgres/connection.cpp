@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "pgwarden/postgres/postgres.hpp"
+#include "pgwarden/postgres/slots.hpp"
 #include "pq_connect.hpp"
 #include "internal.hpp"
 
@@ -78,7 +79,7 @@ SELECT pg_catalog.pg_is_in_recovery(),
   (SELECT failed_count FROM pg_catalog.pg_stat_archiver),
   (SELECT last_failed_wal FROM pg_catalog.pg_stat_archiver),
   (SELECT pg_catalog.date_part('epoch', last_failed_time) FROM pg_catalog.pg_stat_archiver),
-  (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_array(slot_name, active) ORDER BY slot_name), '[]'::json)
+  (SELECT COALESCE(pg_catalog.string_agg(slot_name || CASE WHEN active THEN '+' ELSE '-' END, ',' ORDER BY slot_name), '')
      FROM pg_catalog.pg_replication_slots WHERE slot_type = 'physical' AND NOT temporary)
 )SQL";
 
@@ -243,19 +244,14 @@ Result<PgState> Postgres::query_state() const {
     if (!cell_null(res, 6)) st.replayed_timestamp = python_datetime(cell(res, 6));
     st.replay_paused = cell_bool(res, 7);
     if (!cell_null(res, 8)) st.postmaster_start_time = python_datetime(cell(res, 8));
-    auto repl = nlohmann::json::parse(cell(res, 9), nullptr, false);
-    st.replication = repl.is_array() ? repl : nlohmann::json::array();
+    st.replication_json = cell(res, 9);
     st.system_identifier = cell(res, 10);
     st.pending_restart = cell_bool(res, 11);
     if (!cell_null(res, 12)) st.archiver_archived_count = cell_int(res, 12);
     if (!cell_null(res, 13)) st.archiver_failed_count = cell_int(res, 13);
     if (!cell_null(res, 14)) st.archiver_last_failed_wal = cell(res, 14);
     if (!cell_null(res, 15)) st.archiver_last_failed_time = std::stod(cell(res, 15));
-    auto slots = nlohmann::json::parse(cell(res, 16), nullptr, false);
-    if (slots.is_array())
-      for (const auto& row : slots)
-        if (row.is_array() && row.size() == 2 && row[0].is_string() && row[1].is_boolean())
-          st.physical_slots.push_back({row[0].get<std::string>(), row[1].get<bool>()});
+    st.physical_slots = parse_slot_list(cell(res, 16));
   } catch (const std::exception& e) {
     return Status::Failed(std::string("state query: unexpected value: ") + e.what());
   }

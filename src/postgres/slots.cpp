@@ -119,6 +119,22 @@ Result<std::vector<std::string>> list_physical_slots(const Postgres& pg) {
   return names;
 }
 
+std::vector<PhysicalSlot> parse_slot_list(const std::string& text) {
+  std::vector<PhysicalSlot> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    if (end - start >= 2) {
+      const char mark = text[end - 1];
+      std::string name = text.substr(start, end - start - 1);
+      if ((mark == '+' || mark == '-') && is_valid_slot_name(name)) out.push_back({std::move(name), mark == '+'});
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
 SlotChanges plan_slot_changes(const std::set<std::string>& wanted, const std::vector<PhysicalSlot>& listed) {
   SlotChanges out;
   std::set<std::string> have;

@@ -128,7 +128,7 @@ class ReplicaIntegration : public ::testing::Test {
         [&] {
           auto s = primary.query_state();
           if (!s) return false;
-          for (const auto& row : s->replication)
+          for (const auto& row : nlohmann::json::parse(s->replication_json, nullptr, false))
             if (row.value("application_name", "") == name && row.value("state", "") == "streaming") return true;
           return false;
         },

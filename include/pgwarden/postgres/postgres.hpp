@@ -37,7 +37,9 @@ struct PgState {
   std::optional<std::string> replayed_timestamp;  // str(datetime) form or nullopt
   bool replay_paused = false;
   std::string postmaster_start_time;      // "2023-08-30 13:23:45.123456+00:00"
-  nlohmann::json replication = nlohmann::json::array();  // pg_stat_replication rows
+  // pg_stat_replication rows as the server's JSON text: only the REST API shows them, so only
+  // it parses them (the HA loop reads this state every cycle).
+  std::string replication_json = "[]";
   std::string system_identifier;
   bool pending_restart = false;
   // pg_stat_archiver: WAL archiving (archive_command) since the statistics were reset.

@@ -21,6 +21,11 @@ bool is_valid_slot_name(const std::string& name);
 // Names of the physical (non-temporary) slots on the server `pg` manages, sorted.
 Result<std::vector<std::string>> list_physical_slots(const Postgres& pg);
 
+// The state query's slot list: "name+" (active) or "name-" entries, comma-separated, sorted
+// ("" when there are none). Slot names are [a-z0-9_] only, so no quoting is needed; an entry
+// that is not a valid slot name with its mark is skipped.
+std::vector<PhysicalSlot> parse_slot_list(const std::string& text);
+
 // What reaching `wanted` (valid slot names) from `listed` takes: the slots to create, and the
 // listed slots that are neither wanted nor active, to drop.
 struct SlotChanges {

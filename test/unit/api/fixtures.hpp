@@ -14,12 +14,13 @@ inline postgres::PgState primary_pg() {
   pg.timeline = 3;
   pg.wal_position = 50331744;
   pg.postmaster_start_time = "2023-08-30 13:23:45.123456+00:00";
-  pg.replication = nlohmann::json::array({{{"usename", "replicator"},
-                                           {"application_name", "n2"},
-                                           {"client_addr", "10.0.0.2"},
-                                           {"state", "streaming"},
-                                           {"sync_state", "async"},
-                                           {"sync_priority", 0}}});
+  pg.replication_json = nlohmann::json::array({{{"usename", "replicator"},
+                                                {"application_name", "n2"},
+                                                {"client_addr", "10.0.0.2"},
+                                                {"state", "streaming"},
+                                                {"sync_state", "async"},
+                                                {"sync_priority", 0}}})
+                            .dump();
   pg.system_identifier = "7273145889263480040";
   return pg;
 }

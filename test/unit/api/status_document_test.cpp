@@ -34,6 +34,16 @@ TEST(StatusDocument, Primary) {
   EXPECT_FALSE(doc.contains("sync_standby"));
 }
 
+TEST(StatusDocument, ReplicationRowsOnlyWhenTheServerListedSome) {
+  auto pg = primary_pg();
+  for (const char* text : {"[]", "", "not json", "{\"usename\": \"x\"}"}) {
+    pg.replication_json = text;
+    const auto doc = build_status_document(leader_view(), pg);
+    EXPECT_FALSE(doc.contains("replication")) << text;
+    EXPECT_EQ(doc["role"], "master") << text << ": the rest of the document stands";
+  }
+}
+
 TEST(StatusDocument, Replica) {
   auto view = replica_view();
   view.cluster->sync = nlohmann::json{{"leader", "n1"}, {"sync_standby", "n2"}};

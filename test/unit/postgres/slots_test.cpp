@@ -51,6 +51,17 @@ TEST(SlotName, Validity) {
   EXPECT_TRUE(is_valid_slot_name(std::string(63, 'a')));
 }
 
+TEST(SlotList, ParsesTheStateQueryForm) {
+  EXPECT_EQ(parse_slot_list(""), std::vector<PhysicalSlot>{});
+  EXPECT_EQ(parse_slot_list("node2+,node3-"), (std::vector<PhysicalSlot>{{"node2", true}, {"node3", false}}));
+  EXPECT_EQ(parse_slot_list("a_1+"), (std::vector<PhysicalSlot>{{"a_1", true}}));
+}
+
+TEST(SlotList, SkipsWhatIsNotASlotWithItsMark) {
+  // No mark, an unknown mark, an empty name, a name PostgreSQL would refuse, empty entries.
+  EXPECT_EQ(parse_slot_list("plain,x*,+,Bad-,,ok-"), (std::vector<PhysicalSlot>{{"ok", false}}));
+}
+
 // What sync_physical_slots does with a listed set of slots: a table of cases.
 TEST(SlotChanges, Plan) {
   struct Case {
