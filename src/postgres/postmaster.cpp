@@ -83,6 +83,7 @@ struct Postgres::KnownPostmaster {
   std::mutex mu;
   int pid = 0;
   int pidfd = -1;
+  util::FileId pid_file;            // the postmaster.pid it was proved from
   std::optional<std::string> opts;  // its postmaster.opts, once read
 
   KnownPostmaster() = default;
@@ -96,6 +97,7 @@ struct Postgres::KnownPostmaster {
     if (pidfd >= 0) ::close(pidfd);
     pidfd = -1;
     pid = 0;
+    pid_file = {};
     opts.reset();
   }
 };
@@ -116,8 +118,18 @@ std::optional<std::string> Postgres::postmaster_opts_text() const {
 }
 
 std::optional<int> Postgres::postmaster_pid() const {
-  const std::string& dd = cfg_.postgresql.data_dir;
-  auto content = util::read_small_file(dd + "/postmaster.pid");
+  const std::string pid_path = cfg_.postgresql.data_dir + "/postmaster.pid";
+  {
+    // The usual answer, asked every HA cycle: the postmaster proved before still runs and
+    // the postmaster.pid it was proved from is still the file in place (PostgreSQL removes it
+    // when it stops; removing or replacing it makes another file). Its pid, directory and
+    // start time lines never change while that postmaster lives: no need to read it again.
+    std::lock_guard lk(known_postmaster_->mu);
+    KnownPostmaster& known = *known_postmaster_;
+    if (known.is(known.pid) && util::file_id(pid_path) == known.pid_file) return known.pid;
+  }
+  util::FileId pid_file;
+  auto content = util::read_small_file(pid_path, 1 << 20, &pid_file);
   if (!content) return std::nullopt;
   auto line = [&](size_t n) {  // n-th line (0-based), "" when absent
     size_t begin = 0;
@@ -153,6 +165,7 @@ std::optional<int> Postgres::postmaster_pid() const {
   }
   known.pid = pid;
   known.pidfd = pidfd;
+  known.pid_file = pid_file;
   return proved;
 }
 

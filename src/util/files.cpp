@@ -13,9 +13,29 @@
 
 namespace pgwarden::util {
 
-std::optional<std::string> read_small_file(const std::string& path, size_t limit) {
+namespace {
+FileId id_of(const struct stat& st) {
+  return {static_cast<unsigned long long>(st.st_dev), static_cast<unsigned long long>(st.st_ino)};
+}
+}  // namespace
+
+std::optional<FileId> file_id(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return id_of(st);
+}
+
+std::optional<std::string> read_small_file(const std::string& path, size_t limit, FileId* id) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
+  if (id) {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    *id = id_of(st);
+  }
   std::string out;
   char buf[4096];
   bool ok = true;

@@ -9,8 +9,19 @@
 
 namespace pgwarden::util {
 
+// Which file a path named: the same (device, inode) means the very same file, even after
+// it was rewritten in place; a file removed and created again is another one.
+struct FileId {
+  unsigned long long device = 0, inode = 0;
+  bool operator==(const FileId&) const = default;
+};
+
 // The whole file, or nullopt when it cannot be opened or read, or is longer than `limit`.
-std::optional<std::string> read_small_file(const std::string& path, size_t limit = 1 << 20);
+// `id` (optional) receives the identity of the file read (the same descriptor's fstat).
+std::optional<std::string> read_small_file(const std::string& path, size_t limit = 1 << 20, FileId* id = nullptr);
+
+// The identity of the file `path` names now (stat(2), following links), nullopt if none.
+std::optional<FileId> file_id(const std::string& path);
 
 // The target of a symbolic link (readlink(2)), or nullopt.
 std::optional<std::string> read_symlink(const std::string& path);

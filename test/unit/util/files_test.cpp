@@ -31,6 +31,26 @@ TEST(Files, ReadSmallFile) {
   EXPECT_EQ(read_small_file(dir.path() + "/big", 10000)->size(), 10000u);
 }
 
+TEST(Files, IdentityFollowsTheFileNotItsContent) {
+  test::TempDir dir("pgwarden-files");
+  const std::string f = dir.path() + "/postmaster.pid";
+  write(f, "123\n");
+  FileId read_id;
+  ASSERT_TRUE(read_small_file(f, 1 << 20, &read_id));
+  EXPECT_EQ(file_id(f), read_id) << "the file read is the file the path names";
+  write(f, "456\n");  // rewritten in place (truncated, same inode)
+  EXPECT_EQ(file_id(f), read_id);
+  // Replaced: a new file renamed over it is another one, though the content is the same.
+  write(f + ".new", "456\n");
+  ASSERT_EQ(rename((f + ".new").c_str(), f.c_str()), 0);
+  EXPECT_NE(file_id(f), read_id);
+  ASSERT_EQ(unlink(f.c_str()), 0);
+  EXPECT_EQ(file_id(f), std::nullopt);
+  FileId untouched{1, 2};
+  EXPECT_EQ(read_small_file(f, 1 << 20, &untouched), std::nullopt);
+  EXPECT_EQ(untouched, (FileId{1, 2})) << "no identity for a file that is not there";
+}
+
 TEST(Files, SymlinksAndRealPath) {
   test::TempDir dir("pgwarden-files");
   ASSERT_EQ(mkdir((dir.path() + "/data").c_str(), 0700), 0);
