@@ -1,6 +1,7 @@
 #include "pgwarden/dcs/etcd/http_transport.hpp"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -38,36 +39,82 @@ constexpr auto kWakeSlice = std::chrono::milliseconds(500);
 
 namespace detail {
 
-// One connection with its own io_context: async operations are started by the caller and
-// driven here so that a deadline (and a wake signal) can interrupt any of them.
+// One connection with its own io_context, which only connecting uses (async, so a deadline
+// and a wake can interrupt it). Once connected the socket is non-blocking and requests,
+// replies and the watch stream go through Beast's synchronous operations on PolledIo: each
+// step that would block sleeps in poll(2) until the socket is ready, the deadline passes or
+// the wake is set. No reactor, no completion handler, no timer to arm and cancel: an idle
+// member spends most of its life in that one poll(2).
 class Connection {
  public:
   explicit Connection(const Endpoint& ep) : ep_(ep) {}
-  // A stream read may still be queued: end it here, while the socket, buffer and parser it
-  // refers to are all still alive.
-  ~Connection() {
-    if (!stream_ || !stream_->pending) return;
-    error_code ignored;
-    socket_.close(ignored);
-    ioc_.restart();
-    while (stream_->pending && ioc_.run_one() > 0) {
-    }
-  }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   enum class Wait { kDone, kTimeout, kWoken };
 
-  // Runs the io_context until the pending socket operation sets `done`, the deadline passes
-  // or `wake` is set; on the latter two the socket is closed so the operation completes.
-  // Between steps it sleeps in poll(2) until the socket is ready for `events` (POLLIN for a
-  // read, POLLOUT for a connect or a write): one system call, no timer to arm and cancel.
-  Wait run_on_socket(const bool& done, short events, Clock::time_point deadline, const util::WakeSignal* wake) {
+  // Beast's SyncReadStream/SyncWriteStream over the connection's socket for one operation.
+  // When the deadline passes or the wake is set it fails the step (operation_aborted) and
+  // records why in `stopped`; the parser and buffer then stay where they were, so a stream
+  // read can go on later. `no_wait`: a read that would block fails at once (would_block).
+  class PolledIo {
+   public:
+    PolledIo(Connection& c, Clock::time_point deadline, const util::WakeSignal* wake, bool no_wait = false)
+        : c_(c), deadline_(deadline), wake_(wake), no_wait_(no_wait) {}
+    Wait stopped = Wait::kDone;
+
+    template <class Buffers>
+    size_t read_some(const Buffers& b, error_code& ec) {
+      return step(POLLIN, ec, [&] { return c_.socket_.read_some(b, ec); });
+    }
+    template <class Buffers>
+    size_t write_some(const Buffers& b, error_code& ec) {
+      return step(POLLOUT, ec, [&] { return c_.socket_.write_some(b, ec); });
+    }
+    template <class Buffers>
+    size_t read_some(const Buffers& b) {
+      error_code ec;
+      size_t n = read_some(b, ec);
+      if (ec) throw boost::system::system_error(ec);
+      return n;
+    }
+    template <class Buffers>
+    size_t write_some(const Buffers& b) {
+      error_code ec;
+      size_t n = write_some(b, ec);
+      if (ec) throw boost::system::system_error(ec);
+      return n;
+    }
+
+   private:
+    template <class Op>
+    size_t step(short events, error_code& ec, const Op& op) {
+      for (;;) {
+        size_t n = op();
+        if (ec != asio::error::would_block && ec != asio::error::try_again) return n;
+        if (no_wait_) return 0;
+        if (Wait w = c_.wait_for_socket(events, deadline_, wake_); w != Wait::kDone) {
+          stopped = w;
+          ec = asio::error::operation_aborted;
+          return 0;
+        }
+      }
+    }
+    Connection& c_;
+    Clock::time_point deadline_;
+    const util::WakeSignal* wake_;
+    bool no_wait_;
+  };
+
+  // Runs the io_context until the pending connect sets `done`, the deadline passes or `wake`
+  // is set; on the latter two the socket is closed so the operation completes. Between steps
+  // it sleeps in poll(2) until the socket is writable (connected or failed).
+  Wait run_on_socket(const bool& done, Clock::time_point deadline, const util::WakeSignal* wake) {
     for (;;) {
       ioc_.restart();
       ioc_.poll();
       if (done) return Wait::kDone;
-      auto w = wait_for_socket(events, deadline, wake);
+      auto w = wait_for_socket(POLLOUT, deadline, wake);
       if (w != Wait::kDone) return abort(done, w);
     }
   }
@@ -97,10 +144,9 @@ class Connection {
         ec = e;
         done = true;
       });
-      if (run_on_socket(done, POLLOUT, deadline, wake) != Wait::kDone) return fail("timed out connecting");
+      if (run_on_socket(done, deadline, wake) != Wait::kDone) return fail("timed out connecting");
       if (ec) return fail("cannot connect: " + ec.message());
-      socket_.set_option(tcp::no_delay(true), ec);
-      return Status::Ok();
+      return connected();
     }
     ec.clear();
     tcp::resolver::results_type results;
@@ -117,10 +163,9 @@ class Connection {
       ec = e;
       done = true;
     });
-    if (run_on_socket(done, POLLOUT, deadline, wake) != Wait::kDone) return fail("timed out connecting");
+    if (run_on_socket(done, deadline, wake) != Wait::kDone) return fail("timed out connecting");
     if (ec) return fail("cannot connect: " + ec.message());
-    socket_.set_option(tcp::no_delay(true), ec);
-    return Status::Ok();
+    return connected();
   }
 
   Status send(const std::string& target, const std::string& body, const std::string& token,
@@ -131,13 +176,10 @@ class Connection {
     if (!token.empty()) req.set(http::field::authorization, token);
     req.body() = body;
     req.prepare_payload();
-    bool done = false;
+    PolledIo io(*this, deadline, nullptr);
     error_code ec;
-    http::async_write(socket_, req, [&](const error_code& e, size_t) {
-      ec = e;
-      done = true;
-    });
-    if (run_on_socket(done, POLLOUT, deadline, nullptr) != Wait::kDone) return fail("timed out sending request");
+    http::write(io, req, ec);
+    if (io.stopped != Wait::kDone) return fail("timed out sending request");
     if (ec) {
       closed_by_peer_ = ec == asio::error::broken_pipe || ec == asio::error::connection_reset;
       return fail("cannot send request: " + ec.message());
@@ -148,13 +190,10 @@ class Connection {
   Result<HttpReply> receive(Clock::time_point deadline) {
     http::response_parser<http::string_body> parser;
     parser.body_limit(64ull * 1024 * 1024);
-    bool done = false;
+    PolledIo io(*this, deadline, nullptr);
     error_code ec;
-    http::async_read(socket_, buffer_, parser, [&](const error_code& e, size_t) {
-      ec = e;
-      done = true;
-    });
-    if (run_on_socket(done, POLLIN, deadline, nullptr) != Wait::kDone) return fail("timed out waiting for the reply");
+    http::read(io, buffer_, parser, ec);
+    if (io.stopped != Wait::kDone) return fail("timed out waiting for the reply");
     if (ec) {
       closed_by_peer_ = !parser.got_some() && (ec == http::error::end_of_stream || ec == asio::error::eof ||
                                                ec == asio::error::connection_reset);
@@ -174,62 +213,51 @@ class Connection {
   // (an idle keep-alive connection it dropped): nothing reached etcd, sending again is safe.
   bool closed_by_peer() const { return closed_by_peer_; }
 
-  // Streaming: the response body goes to on_data as it arrives. A read still unfinished when
-  // the deadline passes or the wake is set stays queued on the io_context, so the next call
-  // resumes exactly where this one stopped and the connection outlives it.
+  // Streaming: the response body goes to on_data as it arrives. A read the deadline or the
+  // wake stops leaves the parser where it was, so the next call resumes exactly where this
+  // one stopped and the connection outlives it.
   // `no_wait`: take only what has already arrived (kTimeout once nothing more has).
   Result<StreamEnd> stream(Clock::time_point deadline, const util::WakeSignal* wake,
                            const std::function<bool(std::string_view)>& on_data, bool no_wait = false) {
     if (!stream_) {
       stream_.emplace();
-      stream_->parser.body_limit(boost::none);
+      stream_->body_limit(boost::none);
       // A dead etcd behind the stream is noticed within about 10 + 3 * 5 s instead of never.
       util::enable_tcp_keepalive(socket_.native_handle(), std::chrono::seconds(10), std::chrono::seconds(5), 3);
     }
-    StreamRead& st = *stream_;
+    auto& parser = *stream_;
+    PolledIo io(*this, deadline, wake, no_wait);
     for (;;) {
-      if (!st.pending && !st.completed) {
-        st.pending = true;
-        auto handler = [this](const error_code& e, size_t) {
-          stream_->ec = e;
-          stream_->pending = false;
-          stream_->completed = true;
-        };
-        if (!st.parser.is_header_done()) http::async_read_header(socket_, buffer_, st.parser, handler);
-        else http::async_read_some(socket_, buffer_, st.parser, handler);
-      }
-      if (!st.completed) {
-        ioc_.restart();
-        ioc_.poll();  // runs the read if the socket has something for it; never sleeps
-      }
-      if (!st.completed) {
-        if (no_wait) return StreamEnd::kTimeout;
-        // Nothing yet: sleep in poll(2) until the socket is readable, the wake or the deadline.
-        // The read stays queued on the io_context, so the next call resumes it.
-        auto w = wait_for_socket(POLLIN, deadline, wake);
-        if (w != Wait::kDone) return w == Wait::kTimeout ? StreamEnd::kTimeout : StreamEnd::kWoken;
-        continue;
-      }
-      st.completed = false;
-      if (st.ec == http::error::end_of_stream || st.ec == asio::error::eof) return StreamEnd::kClosed;
-      if (st.ec) return fail("stream broken: " + st.ec.message());
-      const int status = static_cast<int>(st.parser.get().result_int());
-      std::string chunk = std::move(st.parser.get().body());
-      st.parser.get().body().clear();
+      error_code ec;
+      if (!parser.is_header_done()) http::read_header(io, buffer_, parser, ec);
+      else http::read_some(io, buffer_, parser, ec);
+      if (io.stopped != Wait::kDone) return io.stopped == Wait::kTimeout ? StreamEnd::kTimeout : StreamEnd::kWoken;
+      if (ec == asio::error::would_block || ec == asio::error::try_again) return StreamEnd::kTimeout;  // no_wait
+      if (ec == http::error::end_of_stream || ec == asio::error::eof) return StreamEnd::kClosed;
+      if (ec) return fail("stream broken: " + ec.message());
+      const int status = static_cast<int>(parser.get().result_int());
+      std::string chunk = std::move(parser.get().body());
+      parser.get().body().clear();
       if (status >= 300) {  // collect nothing; reported once the reply is complete
-        if (st.parser.is_done()) return Status::Failed("etcd " + ep_.str() + " answered HTTP " + std::to_string(status));
+        if (parser.is_done()) return Status::Failed("etcd " + ep_.str() + " answered HTTP " + std::to_string(status));
         continue;
       }
       if (!chunk.empty() && on_data(chunk)) return StreamEnd::kStopped;
-      if (st.parser.is_done()) return StreamEnd::kClosed;
+      if (parser.is_done()) return StreamEnd::kClosed;
     }
   }
 
  private:
+  Status connected() {
+    error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);
+    if (ec) return fail("cannot make the socket non-blocking: " + ec.message());
+    return Status::Ok();
+  }
+
   // Sleeps until the socket is ready for `events` (or has an error, or was closed): kDone;
-  // until the deadline: kTimeout; until `wake` is set: kWoken. An idle member spends most of
-  // its life here, so it is one poll(2) per wake-up: no timer armed and cancelled, no eventfd
-  // added to and removed from epoll for every wait.
+  // until the deadline: kTimeout; until `wake` is set: kWoken.
   Wait wait_for_socket(short events, Clock::time_point deadline, const util::WakeSignal* wake) {
     const int wake_fd = wake ? wake->fd() : -1;
     for (;;) {
@@ -265,17 +293,10 @@ class Connection {
 
   Status fail(const std::string& what) const { return Status::Unavailable("etcd " + ep_.str() + ": " + what); }
 
-  // A streamed reply being read; its handler refers to it, so it lives as long as we do.
-  struct StreamRead {
-    http::response_parser<http::string_body> parser;
-    bool pending = false;    // a read is queued on ioc_
-    bool completed = false;  // a read finished and its result (ec, parser) is not taken yet
-    error_code ec;
-  };
-
   Endpoint ep_;
   bool reusable_ = false, closed_by_peer_ = false;
-  std::optional<StreamRead> stream_;
+  // The streamed reply being read (HttpStream), kept across calls.
+  std::optional<http::response_parser<http::string_body>> stream_;
   asio::io_context ioc_{1};
   tcp::resolver resolver_{ioc_};
   tcp::socket socket_{ioc_};
@@ -321,26 +342,80 @@ ConnectionPool& pool() {
 
 }  // namespace
 
+namespace {
+
+// Sends on a pooled connection when there is one, else (or when the server had closed it
+// before reading the request) on a new one. `reused`: the request went out on a pooled one.
+Result<std::unique_ptr<Connection>> send_request(const Endpoint& ep, const std::string& target,
+                                                 const std::string& body, const std::string& auth_token,
+                                                 Clock::time_point deadline, bool allow_pooled, bool* reused) {
+  for (int attempt = 0;; ++attempt) {
+    auto c = allow_pooled && attempt == 0 ? pool().take(ep) : nullptr;
+    *reused = c != nullptr;
+    if (!c) {
+      c = std::make_unique<Connection>(ep);
+      if (auto s = c->connect(deadline); !s.ok()) return s;
+    }
+    auto sent = c->send(target, body, auth_token, deadline);
+    if (sent.ok()) return c;
+    if (!*reused || !c->closed_by_peer()) return sent;
+  }
+}
+
+// The reply on `c`; the connection goes back to the pool when it may carry another request.
+Result<HttpReply> receive_reply(std::unique_ptr<Connection> c, Clock::time_point deadline, bool* closed_by_peer) {
+  auto reply = c->receive(deadline);
+  *closed_by_peer = !reply.ok() && c->closed_by_peer();
+  if (reply.ok() && c->reusable()) pool().give_back(std::move(c));
+  return reply;
+}
+
+}  // namespace
+
 Result<HttpReply> http_post(const Endpoint& ep, const std::string& target, const std::string& body,
                             const std::string& auth_token, Clock::time_point deadline) {
   try {
     for (int attempt = 0;; ++attempt) {
-      auto c = attempt == 0 ? pool().take(ep) : nullptr;
-      const bool reused = c != nullptr;
-      if (!c) {
-        c = std::make_unique<Connection>(ep);
-        if (auto s = c->connect(deadline); !s.ok()) return s;
-      }
-      auto sent = c->send(target, body, auth_token, deadline);
-      Result<HttpReply> reply = sent.ok() ? c->receive(deadline) : Result<HttpReply>(sent);
-      if (reply.ok()) {
-        if (c->reusable()) pool().give_back(std::move(c));
-        return reply;
-      }
-      if (!reused || !c->closed_by_peer()) return reply;
+      bool reused = false, closed_by_peer = false;
+      auto c = send_request(ep, target, body, auth_token, deadline, attempt == 0, &reused);
+      if (!c.ok()) return c.status();
+      auto reply = receive_reply(std::move(*c), deadline, &closed_by_peer);
+      // A kept connection the server closed as the request arrived: nothing reached etcd.
+      if (reply.ok() || !reused || !closed_by_peer) return reply;
     }
   } catch (const std::exception& e) {
     return Status::Unavailable("etcd " + ep.str() + ": " + e.what());
+  }
+}
+
+HttpExchange::HttpExchange() = default;
+HttpExchange::~HttpExchange() = default;
+HttpExchange::HttpExchange(HttpExchange&&) noexcept = default;
+HttpExchange& HttpExchange::operator=(HttpExchange&&) noexcept = default;
+
+Status HttpExchange::send(const Endpoint& ep, const std::string& target, const std::string& body,
+                          const std::string& auth_token, Clock::time_point deadline) {
+  conn_.reset();
+  try {
+    bool reused = false;
+    auto c = send_request(ep, target, body, auth_token, deadline, true, &reused);
+    if (!c.ok()) return c.status();
+    conn_ = std::move(*c);
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Status::Unavailable("etcd " + ep.str() + ": " + e.what());
+  }
+}
+
+Result<HttpReply> HttpExchange::receive(Clock::time_point deadline) {
+  if (!conn_) return Status::Unavailable("etcd: no request is waiting for its reply");
+  auto c = std::move(conn_);
+  const std::string where = c->endpoint().str();
+  try {
+    bool closed_by_peer = false;
+    return receive_reply(std::move(c), deadline, &closed_by_peer);
+  } catch (const std::exception& e) {
+    return Status::Unavailable("etcd " + where + ": " + e.what());
   }
 }
 

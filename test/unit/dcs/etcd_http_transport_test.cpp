@@ -133,6 +133,44 @@ TEST(EtcdHttpTransport, DeadServerIsUnavailable) {
   EXPECT_EQ(r.status().code(), Code::kUnavailable);
 }
 
+TEST(EtcdHttpTransport, AnExchangeIsAnsweredLaterAndItsConnectionKept) {
+  TinyServer server(100);
+  HttpExchange x;
+  ASSERT_TRUE(x.send(Endpoint{"127.0.0.1", server.port()}, "/v3/lease/keepalive", "{}", "", Clock::now() + 5s).ok());
+  EXPECT_TRUE(x.pending());
+  std::this_thread::sleep_for(20ms);  // other work; the answer waits on the socket
+  auto r = x.receive(Clock::now() + 5s);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "{}");
+  EXPECT_FALSE(x.pending());
+  EXPECT_EQ(x.receive(Clock::now() + 1s).status().code(), Code::kUnavailable) << "one reply per request";
+  ASSERT_TRUE(post(server.port()).ok());
+  EXPECT_EQ(server.accepted(), 1) << "the exchange's connection went back to the pool";
+}
+
+TEST(EtcdHttpTransport, AnUnansweredExchangeEndsAtItsDeadline) {
+  int port = 0;
+  const int fd = listen_on_loopback(&port);  // connects (kernel backlog), never answers
+  HttpExchange x;
+  ASSERT_TRUE(x.send(Endpoint{"127.0.0.1", port}, "/v3/lease/keepalive", "{}", "", Clock::now() + 5s).ok());
+  auto r = x.receive(Clock::now() + 200ms);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  EXPECT_NE(r.status().message().find("timed out"), std::string::npos) << r.status().message();
+  EXPECT_FALSE(x.pending());
+  ::close(fd);
+}
+
+TEST(EtcdHttpTransport, AnExchangeWithADeadServerFailsToSend) {
+  int port = 0;
+  ::close(listen_on_loopback(&port));  // nothing listens there any more
+  HttpExchange x;
+  auto s = x.send(Endpoint{"127.0.0.1", port}, "/v3/lease/keepalive", "{}", "", Clock::now() + 2s);
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s.message();
+  EXPECT_FALSE(x.pending());
+}
+
 // Answers one streaming request with a chunked 200 reply whose chunks the test sends when it
 // likes, as etcd does for /v3/watch.
 class StreamServer {

@@ -2,8 +2,9 @@
 // Plain HTTP/1.1 POSTs to one etcd endpoint. A call has a connection to itself: a kept-alive
 // one from an earlier call when there is one idle (taken under a lock, so threads never share
 // one), else a new one; a watch stream (HttpStream) owns its own. Every step is bounded by a
-// deadline: asio operations run on the connection's private io_context for at most the
-// remaining time and are cancelled after.
+// deadline: connecting runs on the connection's private io_context and is cancelled when the
+// time is up; requests and replies are Beast's synchronous operations on the non-blocking
+// socket, sleeping in poll(2) whenever it is not ready.
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -33,16 +34,40 @@ struct HttpReply {
 Result<HttpReply> http_post(const Endpoint& ep, const std::string& target, const std::string& body,
                             const std::string& auth_token, Clock::time_point deadline);
 
+namespace detail {
+class Connection;
+}
+
+// One POST sent now and answered later, so that the caller can do other work (query
+// PostgreSQL) while the server answers. The request goes out on a kept-alive connection when
+// one is idle (again on a new one when the server had closed it), else on a new one; the
+// connection is the exchange's own until the reply is read, then it goes back to the pool.
+// Destroying an exchange whose reply was not read closes its connection.
+class HttpExchange {
+ public:
+  HttpExchange();
+  ~HttpExchange();
+  HttpExchange(HttpExchange&&) noexcept;
+  HttpExchange& operator=(HttpExchange&&) noexcept;
+
+  // kUnavailable naming the endpoint when it cannot be reached or the request not sent.
+  Status send(const Endpoint& ep, const std::string& target, const std::string& body, const std::string& auth_token,
+              Clock::time_point deadline);
+  // The reply to what send() sent (kUnavailable on failure or at the deadline). Either way
+  // the exchange is over afterwards.
+  Result<HttpReply> receive(Clock::time_point deadline);
+  bool pending() const { return conn_ != nullptr; }
+
+ private:
+  std::unique_ptr<detail::Connection> conn_;
+};
+
 enum class StreamEnd {
   kStopped,  // on_data asked to stop
   kTimeout,  // the deadline passed
   kWoken,    // the wake signal was set
   kClosed,   // the server ended the response
 };
-
-namespace detail {
-class Connection;
-}
 
 // A streamed POST reply (etcd's /v3/watch) read in slices over a connection of its own. The
 // connection lives until the server ends the reply, an error, close() or destruction, so one
