@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -159,6 +160,65 @@ TEST_F(EtcdDcs, RenewalKeepsLeaderPastTtl) {
   auto c = b->load_cluster();
   ASSERT_TRUE(c->leader);
   EXPECT_EQ(c->leader->name, "a");
+}
+
+long keepalive_requests(int client_port) {
+  return etcd_metric(client_port,
+                     R"(grpc_server_started_total{grpc_method="LeaseKeepAlive",grpc_service="etcdserverpb.Lease")");
+}
+
+// A leader's keep-alive goes out with its view and the renewal takes etcd's answer: one
+// keep-alive a cycle, as before, with one wait less. A cycle that does not renew leaves its
+// answer to the next load; a member without the key sends none with its view.
+TEST_F(EtcdDcs, LeaderRenewalTakesTheKeepAliveSentWithTheView) {
+  auto a = make("a"), b = make("b", 30);
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  const long before = keepalive_requests(server_->client_port());
+  ASSERT_GE(before, 0);
+  for (int cycle = 0; cycle < 3; ++cycle) {
+    ASSERT_TRUE(a->load_cluster().ok());
+    ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  }
+  EXPECT_EQ(keepalive_requests(server_->client_port()), before + 3) << "one keep-alive per cycle";
+
+  ASSERT_TRUE(a->load_cluster().ok());  // a cycle that does not renew
+  ASSERT_TRUE(a->load_cluster().ok());  // takes that answer, sends the next
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  EXPECT_EQ(keepalive_requests(server_->client_port()), before + 5);
+
+  ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());
+  const long with_b = keepalive_requests(server_->client_port());
+  ASSERT_TRUE(b->load_cluster().ok());
+  ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());
+  EXPECT_EQ(keepalive_requests(server_->client_port()), with_b) << "b holds no leader key: nothing early";
+  EXPECT_EQ(raw()[prefix() + "leader"], "a");
+}
+
+// etcd stops answering after the early keep-alive went out: the renewal fails (the leader
+// then demotes) within retry_timeout of that keep-alive, and works again once etcd is back.
+TEST_F(EtcdDcs, UnansweredEarlyKeepAliveFailsTheRenewal) {
+  EtcdServer own;
+  auto a = make("a", 10, {{"127.0.0.1", own.client_port()}}, /*retry_timeout=*/1);
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  EXPECT_FALSE(a->watch(100ms));  // the stream that lets the next load answer from the cache
+  ASSERT_TRUE(a->serves_from_cache());
+  ASSERT_EQ(::kill(own.pid(), SIGSTOP), 0);
+  struct Resume {
+    int pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{own.pid()};
+  ASSERT_TRUE(a->load_cluster().ok());  // from the cache; the keep-alive waits unanswered
+  const auto t0 = std::chrono::steady_clock::now();
+  auto s = a->update_leader(std::nullopt);
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms) << "bounded by retry_timeout (1 s)";
+  ASSERT_EQ(::kill(own.pid(), SIGCONT), 0);
+  ASSERT_TRUE(test::wait_until([&] { return a->update_leader(std::nullopt).ok(); }, 10s));
+  EXPECT_EQ(own.get_prefix(prefix())[prefix() + "leader"], "a");
 }
 
 // A renewal whose keep-alive finds etcd at a revision the view is complete up to only keeps

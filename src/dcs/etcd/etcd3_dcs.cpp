@@ -11,6 +11,12 @@ namespace {
 
 std::chrono::milliseconds seconds_ms(int s) { return std::chrono::milliseconds(int64_t{s} * 1000); }
 
+// An early keep-alive stands for the renewal only if it went out this recently: the lease
+// then runs at most this much shorter than a keep-alive sent at renewal time would make it.
+// (A cycle that spent longer between loading its view and renewing, say on a PostgreSQL
+// that was slow to answer, sends a keep-alive of its own.)
+constexpr auto kEarlyKeepAliveValid = std::chrono::milliseconds(500);
+
 // The key-value a txn's failure branch read back with op_range, if the key exists.
 std::optional<KeyValue> ranged_kv(const TxnResult& t) {
   for (const auto& resp : t.responses) {
@@ -59,6 +65,7 @@ bool Etcd3Dcs::serves_from_cache() const {
 Result<Cluster> Etcd3Dcs::load_cluster() {
   drain_watch();
   std::unique_lock lk(mu_);
+  settle_early_keepalive_locked();  // one the last cycle did not take (it did not renew)
   if (!cache_live_) {
     lk.unlock();
     auto r = client_.range_prefix(prefix_);
@@ -75,7 +82,38 @@ Result<Cluster> Etcd3Dcs::load_cluster() {
   if (c.leader && c.leader->name == name_ && lease_ != 0 && c.leader->session != session_of(lease_))
     spdlog::warn("I am the leader but not owner of the lease");
   view_revision_ = cache_.revision();
+  if (c.leader && c.leader->name == name_ && lease_ != 0 && c.leader->session == session_of(lease_))
+    start_early_keepalive_locked();
   return c;
+}
+
+void Etcd3Dcs::start_early_keepalive_locked() {
+  auto p = client_.start_lease_keepalive(lease_);
+  if (!p.ok()) {  // the renewal sends its own, with retries
+    spdlog::debug("etcd: early keep-alive not sent: {}", p.status().message());
+    return;
+  }
+  early_keepalive_ = std::move(*p);
+  early_lease_ = lease_;
+}
+
+std::optional<Etcd3Dcs::EarlyKeepAlive> Etcd3Dcs::settle_early_keepalive_locked() {
+  if (!early_keepalive_) return std::nullopt;
+  EtcdClient::PendingKeepAlive pending = std::move(*early_keepalive_);
+  early_keepalive_.reset();
+  EarlyKeepAlive out{false, pending.deadline};
+  auto ka = client_.finish_lease_keepalive(pending);
+  if (!ka.ok()) {
+    spdlog::debug("etcd: early keep-alive failed: {}", ka.status().message());
+    out.failure = ka.status();
+    return out;
+  }
+  // An expired lease (TTL 0) or one replaced meanwhile: the usual refresh deals with it.
+  if (ka->ttl <= 0 || early_lease_ != lease_) return out;
+  last_refresh_ = pending.sent;
+  keepalive_revision_ = ka->revision;
+  out.renewed = Clock::now() - pending.sent < kEarlyKeepAliveValid;
+  return out;
 }
 
 Result<Cluster> Etcd3Dcs::peek_cluster() {
@@ -89,10 +127,17 @@ Status Etcd3Dcs::refresh_lease_locked(bool force) {
   // Patroni keeps the lease alive every loop_wait. Where the TTL is long enough, a keep-alive
   // is skipped while the lease outlives the next loop plus a whole retry_timeout of trying.
   const auto trusted = std::max(seconds_ms(loop_wait_), seconds_ms(ttl_ - loop_wait_ - retry_timeout_));
+  std::optional<Clock::time_point> budget;
+  if (auto early = settle_early_keepalive_locked()) {
+    if (early->renewed) return Status::Ok();
+    // retry_timeout counts from the early keep-alive: what it used up is gone.
+    if (!early->failure.ok() && Clock::now() >= early->budget) return early->failure;
+    budget = early->budget;
+  }
   if (lease_ != 0 && !force && now - last_refresh_ < trusted) return Status::Ok();
   keepalive_revision_ = 0;
   if (lease_ != 0) {
-    auto ka = client_.lease_keepalive(lease_);
+    auto ka = client_.lease_keepalive(lease_, budget);
     if (!ka.ok()) return ka.status();
     if (ka->ttl <= 0) {
       spdlog::warn("etcd lease {} expired; granting a new one", lease_);
@@ -279,6 +324,7 @@ void Etcd3Dcs::set_ttl(int ttl_seconds) {
   // the new TTL and update_leader/touch_member rebind the keys to it. Run the HA loop
   // promptly so that happens well before the old lease expires.
   lease_ = 0;
+  early_keepalive_.reset();
   wake_.set();
 }
 
@@ -290,6 +336,7 @@ void Etcd3Dcs::set_retry_timeout(int seconds) {
 
 void Etcd3Dcs::close() {
   std::lock_guard lk(mu_);
+  early_keepalive_.reset();
   if (lease_ == 0) return;
   if (auto s = client_.lease_revoke(lease_); !s.ok() && s.code() != Code::kNotFound)
     spdlog::warn("could not revoke etcd lease {}: {}", lease_, s.message());

@@ -103,11 +103,18 @@ EtcdClient::Outcome EtcdClient::interpret(const Endpoint& ep, const std::string&
   return Outcome::kDone;
 }
 
-Result<json> EtcdClient::call(const std::string& path, const json& body) {
+// How long one host gets within a call: a share of the whole, but never under a second.
+std::chrono::milliseconds EtcdClient::per_host_budget(std::chrono::milliseconds total) const {
+  return std::max<std::chrono::milliseconds>(kMinAttempt, total / std::max<size_t>(1, hosts_.size()));
+}
+
+Result<json> EtcdClient::call(const std::string& path, const json& body, std::optional<Clock::time_point> until) {
   if (hosts_.empty()) return Status::Invalid("no etcd hosts configured");
-  const auto total = retry_timeout();
-  const auto deadline = Clock::now() + total;
-  const auto per_attempt = std::max<std::chrono::milliseconds>(kMinAttempt, total / hosts_.size());
+  const auto total = until ? std::max(std::chrono::milliseconds(0),
+                                      std::chrono::ceil<std::chrono::milliseconds>(*until - Clock::now()))
+                           : retry_timeout();
+  const auto deadline = until ? *until : Clock::now() + total;
+  const auto per_attempt = per_host_budget(retry_timeout());
   const std::string payload = body.dump();
   std::vector<std::string> errors(hosts_.size());
   size_t start = preferred_.load();
@@ -251,8 +258,9 @@ Result<int64_t> EtcdClient::lease_grant(int ttl_seconds) {
   return id;
 }
 
-Result<KeepAliveResult> EtcdClient::lease_keepalive(int64_t id) {
-  auto r = call("lease/keepalive", {{"ID", std::to_string(id)}});
+namespace {
+
+Result<KeepAliveResult> keepalive_result(const Result<json>& r) {
   if (!r.ok()) {
     if (r.status().code() == Code::kNotFound) return KeepAliveResult{};
     return r.status();
@@ -264,6 +272,39 @@ Result<KeepAliveResult> EtcdClient::lease_keepalive(int64_t id) {
   out.ttl = json_int64(res, "TTL");
   if (auto h = res.find("header"); h != res.end()) out.revision = json_int64(*h, "revision");
   return out;
+}
+
+}  // namespace
+
+Result<KeepAliveResult> EtcdClient::lease_keepalive(int64_t id, std::optional<Clock::time_point> deadline) {
+  return keepalive_result(call("lease/keepalive", {{"ID", std::to_string(id)}}, deadline));
+}
+
+Result<EtcdClient::PendingKeepAlive> EtcdClient::start_lease_keepalive(int64_t id) {
+  if (hosts_.empty()) return Status::Invalid("no etcd hosts configured");
+  if (!username_.empty() && token().empty()) return Status::Unavailable("etcd: not authenticated yet");
+  PendingKeepAlive p;
+  p.host = hosts_[preferred_.load() % hosts_.size()];
+  p.sent = Clock::now();
+  p.deadline = p.sent + retry_timeout();
+  const json body = {{"ID", std::to_string(id)}};
+  if (auto s = p.exchange.send(p.host, "/v3/lease/keepalive", body.dump(), token(),
+                               std::min(p.deadline, p.sent + per_host_budget(retry_timeout())));
+      !s.ok())
+    return s;
+  return p;
+}
+
+Result<KeepAliveResult> EtcdClient::finish_lease_keepalive(PendingKeepAlive& p) {
+  auto reply = p.exchange.receive(std::min(p.deadline, p.sent + per_host_budget(retry_timeout())));
+  if (!reply.ok()) return reply.status();
+  Result<json> out = Status::Failed("no reply");
+  switch (interpret(p.host, "lease/keepalive", *reply, out)) {
+    case Outcome::kDone: return keepalive_result(out);
+    case Outcome::kRetryElsewhere: return out.status();  // lease_keepalive() asks the others
+    case Outcome::kAuthExpired: break;                    // lease_keepalive() authenticates again
+  }
+  return Status::Unavailable("etcd " + p.host.str() + ": authentication expired");
 }
 
 Status EtcdClient::lease_revoke(int64_t id) {

@@ -65,6 +65,20 @@ class Etcd3Dcs final : public Dcs {
   // `force`, a lease refreshed recently enough to outlive one more loop plus retry_timeout is
   // trusted as is. Caller holds mu_.
   Status refresh_lease_locked(bool force);
+  // A leader's keep-alive goes out as soon as its view is loaded, and etcd answers it while
+  // the HA cycle queries PostgreSQL: the renewal then takes that answer instead of sending
+  // and waiting again (one wait for both round trips). Caller holds mu_.
+  void start_early_keepalive_locked();
+  // Takes the answer of the early keep-alive, if one is out. `renewed`: it kept the lease
+  // alive recently enough to stand for a keep-alive sent now (last_refresh_ and
+  // keepalive_revision_ are set as refresh_lease_locked sets them); otherwise a keep-alive
+  // of the usual kind is due, within `budget` (what is left of the early one's retry_timeout).
+  struct EarlyKeepAlive {
+    bool renewed = false;
+    Clock::time_point budget{};
+    Status failure = Status::Ok();  // why it did not renew, when it failed
+  };
+  std::optional<EarlyKeepAlive> settle_early_keepalive_locked();
   Status write_status_locked(int64_t lsn);
   Status put_cas(const char* rel, const std::string& value, std::optional<int64_t> index);
   // Feeds a piece of the watch stream to the cache. `wake`: a change should wake the HA
@@ -87,6 +101,8 @@ class Etcd3Dcs final : public Dcs {
   int64_t lease_ = 0;
   Clock::time_point last_refresh_{};
   int64_t keepalive_revision_ = 0;         // store revision the last keep-alive reported
+  std::optional<EtcdClient::PendingKeepAlive> early_keepalive_;  // sent by load_cluster()
+  int64_t early_lease_ = 0;                // the lease it keeps alive
   std::shared_ptr<const Cluster> cluster_; // last load_cluster(), with our own writes since
   int64_t view_revision_ = 0;              // revision that view is complete up to
   std::optional<std::string> last_status_; // last status document we wrote

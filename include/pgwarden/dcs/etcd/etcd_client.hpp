@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,7 +46,9 @@ class EtcdClient {
   // POSTs `body` to /v3/<path> with fail-over; returns the (first) JSON object of the reply.
   // kUnavailable naming the hosts when none answered in time; etcd errors as kNotFound
   // (e.g. lease not found) or kFailed with etcd's message.
-  Result<nlohmann::json> call(const std::string& path, const nlohmann::json& body);
+  // `deadline`: finish by then instead of within retry_timeout from now.
+  Result<nlohmann::json> call(const std::string& path, const nlohmann::json& body,
+                              std::optional<Clock::time_point> deadline = std::nullopt);
 
   Result<RangeResult> range_prefix(const std::string& prefix);
   Result<RangeResult> range(const std::string& key);
@@ -55,7 +58,19 @@ class EtcdClient {
                         const nlohmann::json& failure = nlohmann::json::array());
 
   Result<int64_t> lease_grant(int ttl_seconds);           // lease id
-  Result<KeepAliveResult> lease_keepalive(int64_t id);
+  Result<KeepAliveResult> lease_keepalive(int64_t id, std::optional<Clock::time_point> deadline = std::nullopt);
+  // A keep-alive sent now and answered later, so the HA cycle queries PostgreSQL while etcd
+  // answers (one wait for both instead of one each). Only the preferred host is asked, with
+  // the time a call would give one host; whoever finishes it falls back to lease_keepalive()
+  // on any failure.
+  struct PendingKeepAlive {
+    HttpExchange exchange;
+    Endpoint host;
+    Clock::time_point sent{};
+    Clock::time_point deadline{};  // for the reply, and for a fallback's retries
+  };
+  Result<PendingKeepAlive> start_lease_keepalive(int64_t id);
+  Result<KeepAliveResult> finish_lease_keepalive(PendingKeepAlive& pending);
   Status lease_revoke(int64_t id);
 
   // Opens `stream` as a /v3/watch with `body` on the preferred host (then the others when
@@ -76,6 +91,7 @@ class EtcdClient {
 
  private:
   enum class Outcome { kDone, kRetryElsewhere, kAuthExpired };
+  std::chrono::milliseconds per_host_budget(std::chrono::milliseconds total) const;
   Outcome interpret(const Endpoint& ep, const std::string& path, const HttpReply& reply, Result<nlohmann::json>& out);
   Status authenticate(const Endpoint& ep, Clock::time_point deadline);
   std::string token() const;
