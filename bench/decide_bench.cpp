@@ -9,12 +9,12 @@ int main() {
   ha::Snapshot s;
   s.me = "node1";
   s.dcs_ok = true;
-  s.cluster.initialize = "7000000000000000001";
+  s.cluster.edit().initialize = "7000000000000000001";
   for (int i = 0; i < 5; ++i) {
     dcs::Member m;
     m.name = "node" + std::to_string(i + 1);
     m.data = {{"state", "running"}, {"xlog_location", 1000 + i}, {"role", "replica"}};
-    s.cluster.members.push_back(m);
+    s.cluster.edit().members.push_back(m);
   }
   s.pg.initialized = true;
   s.pg.running = true;

@@ -346,7 +346,7 @@ std::optional<dcs::Cluster> Router::cluster(const ha::NodeView& view, bool fresh
     if (r.ok()) return std::move(*r);
     if (error) *error = r.status().message();
   }
-  if (view.cluster) return view.cluster;
+  if (view.cluster) return *view.cluster;
   if (error && error->empty()) *error = "no view of the DCS yet";
   return std::nullopt;
 }

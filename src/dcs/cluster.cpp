@@ -25,4 +25,22 @@ bool Cluster::is_paused() const {
   return it != config->end() && it->is_boolean() && it->get<bool>();
 }
 
+Cluster& SharedCluster::edit() {
+  if (!p_ || !owned_ || p_.use_count() > 1) {
+    p_ = std::make_shared<Cluster>(p_ ? *p_ : Cluster{});
+    owned_ = true;
+  }
+  // Made here as a non-const Cluster (owned_), and nobody else holds it.
+  return const_cast<Cluster&>(*p_);
+}
+
+std::shared_ptr<const Cluster> SharedCluster::share() const {
+  return p_ ? p_ : std::make_shared<const Cluster>();
+}
+
+const Cluster& SharedCluster::empty() {
+  static const Cluster none;
+  return none;
+}
+
 }  // namespace pgwarden::dcs

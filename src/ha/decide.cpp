@@ -59,7 +59,7 @@ Decision make(std::vector<Action> actions, std::string role, std::string reason)
   return d;
 }
 
-bool leader_is_me(const Snapshot& s) { return s.cluster.leader && s.cluster.leader->name == s.me; }
+bool leader_is_me(const Snapshot& s) { return s.cluster->leader && s.cluster->leader->name == s.me; }
 
 // A manual switchover / failover request (the failover key): {leader, member, scheduled_at}.
 struct FailoverRequest {
@@ -69,7 +69,7 @@ struct FailoverRequest {
 };
 
 std::optional<FailoverRequest> failover_request(const Snapshot& s) {
-  const auto& f = s.cluster.failover;
+  const auto& f = s.cluster->failover;
   if (!f || !f->is_object()) return std::nullopt;
   FailoverRequest r;
   auto str = [&](const char* k) {
@@ -103,15 +103,15 @@ std::string why_not_eligible(const Snapshot& s, const PeerStatus& p, int64_t lea
 // Returns an empty string when I am the healthiest, else why not.
 std::string why_not_healthiest(const Snapshot& s) {
   if (s.peers_fetched) {
-    auto v = is_healthiest(s.me, s.pg.wal_position, s.pg.timeline, s.nofailover, s.cluster.last_lsn,
+    auto v = is_healthiest(s.me, s.pg.wal_position, s.pg.timeline, s.nofailover, s.cluster->last_lsn,
                            s.dyn.maximum_lag_on_failover, s.peers);
     return v.healthiest ? "" : v.reason;
   }
-  const int64_t lag = s.cluster.last_lsn - s.pg.wal_position;
-  if (s.cluster.last_lsn > 0 && lag > s.dyn.maximum_lag_on_failover)
+  const int64_t lag = s.cluster->last_lsn - s.pg.wal_position;
+  if (s.cluster->last_lsn > 0 && lag > s.dyn.maximum_lag_on_failover)
     return "my lag " + std::to_string(lag) + " exceeds maximum_lag_on_failover " +
            std::to_string(s.dyn.maximum_lag_on_failover);
-  for (const auto& m : s.cluster.members) {
+  for (const auto& m : s.cluster->members) {
     if (m.name == s.me || m.nofailover()) continue;
     auto it = m.data.find("xlog_location");
     if (it != m.data.end() && it->is_number_integer() && it->get<int64_t>() > s.pg.wal_position &&
@@ -123,7 +123,7 @@ std::string why_not_healthiest(const Snapshot& s) {
 
 // Cluster has no initialize key yet.
 Decision decide_uninitialized(const Snapshot& s) {
-  const auto& c = s.cluster;
+  const auto& c = *s.cluster;
   if (!s.pg.initialized) {
     if (c.leader) return make({}, "uninitialized", "waiting for leader " + c.leader->name + " to bootstrap");
     if (!s.bootstrap_allowed) return make({}, "uninitialized", "bootstrap failed earlier; not retrying in this process");
@@ -147,7 +147,7 @@ Decision decide_uninitialized(const Snapshot& s) {
 // The data directory was a primary and another member now leads: rewind it from the
 // leader, or clone afresh; never start it as it is (its timeline may have diverged).
 Decision decide_rejoin(const Snapshot& s) {
-  const std::string& leader = s.cluster.leader->name;
+  const std::string& leader = s.cluster->leader->name;
   if (s.use_pg_rewind && !s.rewind_failed)
     return make({Action::kRewind, Action::kStartReplica}, "replica",
                 "former primary joining leader " + leader + ": rewinding with pg_rewind first");
@@ -160,7 +160,7 @@ Decision decide_rejoin(const Snapshot& s) {
 }
 
 Decision decide_not_running(const Snapshot& s) {
-  const auto& c = s.cluster;
+  const auto& c = *s.cluster;
   if (s.dyn.pause) return make({}, "replica", "PostgreSQL is not running and the cluster is paused: no action");
   if (leader_is_me(s)) {
     // Only data that was a primary may come back as one directly; a replica's data must be
@@ -206,7 +206,7 @@ std::optional<Decision> leader_handles_failover(const Snapshot& s, const std::ve
     if (why.empty()) any = true;
     else refusal += (refusal.empty() ? "" : "; ") + why;
   }
-  if (!req->candidate.empty() && !s.cluster.member(req->candidate)) refusal = req->candidate + " is not a member";
+  if (!req->candidate.empty() && !s.cluster->member(req->candidate)) refusal = req->candidate + " is not a member";
   if (!any)
     return make(with(Action::kClearFailover), "master",
                 "switchover refused: " + (refusal.empty() ? std::string("no eligible candidate") : refusal));
@@ -232,7 +232,7 @@ Decision decide_leader(const Snapshot& s) {
 }
 
 Decision decide_running(const Snapshot& s) {
-  const auto& c = s.cluster;
+  const auto& c = *s.cluster;
   const bool primary = s.pg.query_ok && !s.pg.in_recovery;
   if (leader_is_me(s)) return decide_leader(s);
   if (s.dyn.pause) return make({}, primary ? "master" : "replica", "cluster is paused: no action");
@@ -283,7 +283,7 @@ Decision decide_running(const Snapshot& s) {
 // Initialized cluster, empty data directory: clone from the leader (or, without one, with a
 // method that needs none).
 Decision decide_empty_data(const Snapshot& s) {
-  const auto& c = s.cluster;
+  const auto& c = *s.cluster;
   if (c.initialize->empty() && !c.leader)
     return make({}, "uninitialized", "another member is bootstrapping the cluster: waiting");
   if (s.replica_creation_failed)
@@ -322,7 +322,7 @@ Decision decide_core(const Snapshot& s) {
       return make({Action::kDemote}, "replica", "demoting: DCS is not accessible and I was the leader");
     return make({}, s.pg.running ? "replica" : "uninitialized", "DCS is not accessible: no action");
   }
-  const auto& c = s.cluster;
+  const auto& c = *s.cluster;
   if (!c.initialize) return decide_uninitialized(s);
   if (!c.initialize->empty() && !s.pg.sysid.empty() && *c.initialize != s.pg.sysid)
     return make(s.pg.running && !s.pg.in_recovery ? std::vector<Action>{Action::kDemote} : std::vector<Action>{},
@@ -437,7 +437,7 @@ void decide_reinitialize(const Snapshot& s, Decision& d) {
     if (r.kind != RequestKind::kReinitialize) continue;
     std::string refusal;
     if (!s.dcs_ok) refusal = "DCS is not accessible, can not reinitialize";
-    else if (!s.cluster.leader) refusal = "Cluster has no leader, can not reinitialize";
+    else if (!s.cluster->leader) refusal = "Cluster has no leader, can not reinitialize";
     else if (leader_is_me(s)) refusal = "I am the leader, can not reinitialize";
     else if (started) refusal = "reinitialize already in progress";
     else if (has(d, Action::kRestart) || d.restart_request) refusal = "restart already in progress";
@@ -449,7 +449,7 @@ void decide_reinitialize(const Snapshot& s, Decision& d) {
     d.replies.emplace_back(r.id, RequestReply{200, "reinitialize started"});
     d.actions = {Action::kReinitialize, Action::kStartReplica};
     d.role = "replica";
-    d.reason = "reinitializing on request: moving the data directory aside and cloning from " + s.cluster.leader->name;
+    d.reason = "reinitializing on request: moving the data directory aside and cloning from " + s.cluster->leader->name;
     d.problem.clear();
   }
 }

@@ -36,8 +36,8 @@ std::string iso_now() {
 }  // namespace
 
 std::string Executor::leader_conn_url(const Snapshot& s) const {
-  if (!s.cluster.leader || s.cluster.leader->name == s.me) return "";
-  const auto* leader = s.cluster.member(s.cluster.leader->name);
+  if (!s.cluster->leader || s.cluster->leader->name == s.me) return "";
+  const auto* leader = s.cluster->member(s.cluster->leader->name);
   return leader ? leader->conn_url() : "";
 }
 
@@ -102,7 +102,7 @@ Status Executor::start(bool as_primary, const Snapshot& s, std::chrono::millisec
     return st;
   }
   set_state("running");
-  following_ = as_primary || !s.cluster.leader || s.cluster.leader->name == s.me ? "" : s.cluster.leader->name;
+  following_ = as_primary || !s.cluster->leader || s.cluster->leader->name == s.me ? "" : s.cluster->leader->name;
   callbacks_.fire(callback, as_primary ? "master" : "replica");
   return Status::Ok();
 }
@@ -170,7 +170,7 @@ void Executor::record_history(const Snapshot& s) {
   auto state = pg_.query_state();
   if (!state || state->timeline <= 1) return;
   nlohmann::json from_file = postgres::read_timeline_history(cfg_.postgresql.data_dir, state->timeline);
-  nlohmann::json history = s.cluster.history && s.cluster.history->is_array() ? *s.cluster.history
+  nlohmann::json history = s.cluster->history && s.cluster->history->is_array() ? *s.cluster->history
                                                                               : nlohmann::json::array();
   for (const auto& entry : from_file) {
     int tl = entry[0].get<int>();
@@ -194,7 +194,7 @@ Status Executor::follow(const Snapshot& s) {
   if (auto st = write_config(false, s); !st) return st;
   if (auto st = postgres::write_standby_signal(cfg_.postgresql.data_dir); !st) return st;
   if (auto st = pg_.reload(); !st) return st;
-  following_ = s.cluster.leader ? s.cluster.leader->name : "";
+  following_ = s.cluster->leader ? s.cluster->leader->name : "";
   callbacks_.fire("on_role_change", "replica");
   return Status::Ok();
 }
@@ -234,14 +234,14 @@ Status Executor::rewind(const Snapshot& s) {
     if (st.code() != Code::kUnavailable) rewind_failed_ = true;
     return st;
   }
-  spdlog::info("{}: pg_rewind from {} done", cfg_.name, s.cluster.leader->name);
+  spdlog::info("{}: pg_rewind from {} done", cfg_.name, s.cluster->leader->name);
   return Status::Ok();
 }
 
 // Slots for every other member, so replicas never lose the WAL they still need.
 Status Executor::sync_slots(const Snapshot& s) {
   std::vector<std::string> wanted;
-  for (const auto& m : s.cluster.members)
+  for (const auto& m : s.cluster->members)
     if (m.name != s.me) wanted.push_back(postgres::slot_name_from_member_name(m.name));
   // The list this cycle's state query took: an idle leader needs no query for its slots.
   return postgres::sync_physical_slots(pg_, wanted, s.pg.physical_slots ? &*s.pg.physical_slots : nullptr);
@@ -257,7 +257,7 @@ Status Executor::demote(const Snapshot& s) {
     if (auto st2 = pg_.stop("immediate", std::chrono::seconds(30)); !st2) return st2;
   }
   callbacks_.fire("on_role_change", "demoted");
-  if (s.cluster.leader && s.cluster.leader->name != s.me) {
+  if (s.cluster->leader && s.cluster->leader->name != s.me) {
     set_state("stopped");
     return Status::Ok();
   }
@@ -433,7 +433,7 @@ std::string Executor::pg_state_hint() const {
 
 Outcome Executor::execute(const Decision& d, const Snapshot& s) {
   Outcome out;
-  out.holds_lock = s.cluster.leader && s.cluster.leader->name == s.me && s.dcs_ok;
+  out.holds_lock = s.cluster->leader && s.cluster->leader->name == s.me && s.dcs_ok;
   for (Action a : d.actions) {
     Status st;
     switch (a) {
@@ -500,7 +500,7 @@ Outcome Executor::execute(const Decision& d, const Snapshot& s) {
         break;
       case Action::kClearFailover:
         // Best effort: a request written meanwhile (index changed) is left for the next cycle.
-        if (auto cs = dcs_.set_failover_value("{}", s.cluster.failover_index); !cs)
+        if (auto cs = dcs_.set_failover_value("{}", s.cluster->failover_index); !cs)
           spdlog::warn("{}: could not clear the switchover request: {}", cfg_.name, cs.message());
         break;
     }

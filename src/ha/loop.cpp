@@ -170,7 +170,7 @@ nlohmann::json HaLoop::member_data(const LocalPostgres& local, const std::option
 }
 
 void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<postgres::PgState>& st,
-                     std::optional<dcs::Cluster> cluster) {
+                     std::shared_ptr<const dcs::Cluster> cluster) {
   NodeView v;
   v.name = cfg_.name;
   v.scope = cfg_.scope;
@@ -198,21 +198,21 @@ void HaLoop::cycle() {
   s.me = cfg_.name;
   s.now = epoch_now();
   s.initialize_location = dcs_->initialize_location();
-  auto cluster = dcs_->load_cluster();
+  auto cluster = dcs_->load_shared_cluster();
   s.dcs_ok = cluster.ok();
   if (cluster) {
     s.cluster = std::move(*cluster);
     dcs_last_seen_ = s.now;
     // The same config key (same index) merged into the same local configuration gives the
     // same result: merge again only when either changed.
-    if (s.cluster.config && (s.cluster.config_index == 0 || s.cluster.config_index != merged_config_index_)) {
+    if (s.cluster->config && (s.cluster->config_index == 0 || s.cluster->config_index != merged_config_index_)) {
       std::vector<std::string> errors;
-      auto dyn = config::merge_dynamic(cfg_.dynamic, *s.cluster.config, &errors);
+      auto dyn = config::merge_dynamic(cfg_.dynamic, *s.cluster->config, &errors);
       for (const auto& e : errors) spdlog::warn("ignoring invalid dynamic configuration: {}", e);
       if (dyn.ttl != dyn_.ttl) dcs_->set_ttl(dyn.ttl);
       if (dyn.retry_timeout != dyn_.retry_timeout) dcs_->set_retry_timeout(dyn.retry_timeout);
       dyn_ = dyn;
-      merged_config_index_ = s.cluster.config_index;
+      merged_config_index_ = s.cluster->config_index;
       ++config_generation_;
     }
   } else {
@@ -223,7 +223,7 @@ void HaLoop::cycle() {
   // Register at once on our first cycle, so the leader keeps the slot a base backup is about
   // to create for us; later cycles refresh the key after acting.
   // (On Kubernetes our pod is a member from the start, with no data until we write it.)
-  if (s.dcs_ok && (!s.cluster.member(cfg_.name) || s.cluster.member(cfg_.name)->conn_url().empty())) {
+  if (s.dcs_ok && (!s.cluster->member(cfg_.name) || s.cluster->member(cfg_.name)->conn_url().empty())) {
     if (auto ts = dcs_->touch_member(member_data(s.pg, st, role_)); !ts)
       spdlog::warn("{}: could not register the member key: {}", cfg_.name, ts.message());
   }
@@ -246,22 +246,22 @@ void HaLoop::cycle() {
   for (const auto& [name, method] : cfg_.postgresql.replica_methods)
     s.can_clone_without_leader = s.can_clone_without_leader || method.no_master;
   // A leader with a switchover request asks the candidate(s) how far they are.
-  const bool switchover_requested = s.cluster.failover && s.cluster.failover->is_object() &&
-                                    (!s.cluster.failover->value("member", "").empty() ||
-                                     !s.cluster.failover->value("leader", "").empty());
-  if (s.dcs_ok && switchover_requested && s.cluster.leader && s.cluster.leader->name == s.me && s.pg.query_ok &&
+  const bool switchover_requested = s.cluster->failover && s.cluster->failover->is_object() &&
+                                    (!s.cluster->failover->value("member", "").empty() ||
+                                     !s.cluster->failover->value("leader", "").empty());
+  if (s.dcs_ok && switchover_requested && s.cluster->leader && s.cluster->leader->name == s.me && s.pg.query_ok &&
       !s.pg.in_recovery) {
-    std::string candidate = s.cluster.failover->value("member", "");
+    std::string candidate = s.cluster->failover->value("member", "");
     std::vector<dcs::Member> others;
-    for (const auto& m : s.cluster.members)
+    for (const auto& m : s.cluster->members)
       if (m.name != s.me && (candidate.empty() || m.name == candidate)) others.push_back(m);
     s.peers = fetch_peer_statuses(others, std::chrono::seconds(2), peer_tls_options(cfg_));
     s.peers_fetched = true;
   }
   // A leader race: ask the others over their REST APIs how far they are.
-  if (s.dcs_ok && !s.cluster.leader && s.pg.running && s.pg.query_ok && !s.nofailover && !s.dyn.pause) {
+  if (s.dcs_ok && !s.cluster->leader && s.pg.running && s.pg.query_ok && !s.nofailover && !s.dyn.pause) {
     std::vector<dcs::Member> others;
-    for (const auto& m : s.cluster.members)
+    for (const auto& m : s.cluster->members)
       if (m.name != s.me) others.push_back(m);
     s.peers = fetch_peer_statuses(others, std::chrono::seconds(2), peer_tls_options(cfg_));
     s.peers_fetched = true;
@@ -317,14 +317,14 @@ void HaLoop::cycle() {
   }
   was_leader_ = out.holds_lock;
   // Readers (REST API) see the lock as it is after our actions, not as read before them.
-  // (The snapshot's copy is not needed after the actions: it moves to the readers.)
-  std::optional<dcs::Cluster> readers_cluster;
-  if (s.dcs_ok) readers_cluster = std::move(s.cluster);
-  if (readers_cluster) {
-    if (out.holds_lock && (!readers_cluster->leader || readers_cluster->leader->name != cfg_.name))
-      readers_cluster->leader = dcs::Leader{cfg_.name, 0, ""};
-    else if (!out.holds_lock && readers_cluster->leader && readers_cluster->leader->name == cfg_.name)
-      readers_cluster->leader.reset();
+  // (The snapshot's view is shared with them, not copied; a change makes it our own first.)
+  std::shared_ptr<const dcs::Cluster> readers_cluster;
+  if (s.dcs_ok) {
+    if (out.holds_lock && (!s.cluster->leader || s.cluster->leader->name != cfg_.name))
+      s.cluster.edit().leader = dcs::Leader{cfg_.name, 0, ""};
+    else if (!out.holds_lock && s.cluster->leader && s.cluster->leader->name == cfg_.name)
+      s.cluster.edit().leader.reset();
+    readers_cluster = s.cluster.share();
   }
   if (out.bootstrap_failed) bootstrap_allowed_ = false;
   if (out.fatal) {

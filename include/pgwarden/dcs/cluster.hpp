@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +46,28 @@ struct Cluster {
   const Member* member(const std::string& name) const;
   bool has_leader() const { return leader.has_value(); }
   bool is_paused() const;
+};
+
+// A Cluster that readers share instead of copying (the etcd view, the HA cycle's snapshot, the
+// REST view): copying one copies a pointer. edit() gives a private copy first when the value
+// may be shared (copy on write), so a change never shows through another holder.
+class SharedCluster {
+ public:
+  SharedCluster() = default;  // an empty cluster
+  SharedCluster(Cluster c)    // NOLINT(google-explicit-constructor): a value is a cluster of its own
+      : p_(std::make_shared<Cluster>(std::move(c))), owned_(true) {}
+  explicit SharedCluster(std::shared_ptr<const Cluster> p) : p_(std::move(p)) {}
+
+  const Cluster& operator*() const { return p_ ? *p_ : empty(); }
+  const Cluster* operator->() const { return &**this; }
+  Cluster& edit();
+  // For readers that keep the value (the REST view).
+  std::shared_ptr<const Cluster> share() const;
+
+ private:
+  static const Cluster& empty();
+  std::shared_ptr<const Cluster> p_;
+  bool owned_ = false;  // p_ points at a Cluster made here, not const
 };
 
 }  // namespace pgwarden::dcs

@@ -22,6 +22,13 @@ class Dcs {
   // Reads the whole cluster (one range read / list). Malformed values are skipped with a
   // warning rather than failing the read, as Patroni does.
   virtual Result<Cluster> load_cluster() = 0;
+  // load_cluster() for the HA loop, shared rather than copied where the backend keeps the view
+  // anyway (etcd's watch-fed cache).
+  virtual Result<SharedCluster> load_shared_cluster() {
+    auto c = load_cluster();
+    if (!c.ok()) return c.status();
+    return SharedCluster(std::move(*c));
+  }
 
   // The same view for readers other than the HA loop (REST API, ctl): it changes nothing the
   // loop relies on (no cached decision basis, no watch bookkeeping). Thread-safe.

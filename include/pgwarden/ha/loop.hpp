@@ -48,7 +48,7 @@ class HaLoop {
                              const std::string& role) const;
   // `cluster`: the DCS view as readers should see it (nullopt when the DCS was not read).
   void publish(const Snapshot& s, const Decision& d, const std::optional<postgres::PgState>& st,
-               std::optional<dcs::Cluster> cluster);
+               std::shared_ptr<const dcs::Cluster> cluster);
   void shutdown();
 
   config::Config cfg_;

@@ -19,7 +19,9 @@ struct NodeView {
   std::string state = "stopped";   // Patroni's postgres state string (running, starting, ...)
   std::string role = "uninitialized";  // master | replica | demoted | uninitialized | ...
   bool is_leader = false;          // holds the leader lock as of the last cycle
-  std::optional<dcs::Cluster> cluster;  // last successful DCS read
+  // Last successful DCS read (null: none), shared with the HA cycle that read it: never changed
+  // once published.
+  std::shared_ptr<const dcs::Cluster> cluster;
   double dcs_last_seen = 0;        // epoch seconds of that read (0: never)
   bool paused = false;
   int ttl = 30;

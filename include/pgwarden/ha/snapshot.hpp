@@ -40,7 +40,7 @@ struct LocalPostgres {
 struct Snapshot {
   std::string me;
   bool dcs_ok = false;          // the cluster below was read successfully this cycle
-  dcs::Cluster cluster;
+  dcs::SharedCluster cluster;  // shared with the DCS view: read with ->, changed through edit()
   LocalPostgres pg;
   config::DynamicConfig dyn;
   bool nofailover = false;

@@ -63,6 +63,12 @@ bool Etcd3Dcs::serves_from_cache() const {
 }
 
 Result<Cluster> Etcd3Dcs::load_cluster() {
+  auto c = load_shared_cluster();
+  if (!c.ok()) return c.status();
+  return **c;
+}
+
+Result<SharedCluster> Etcd3Dcs::load_shared_cluster() {
   drain_watch();
   std::unique_lock lk(mu_);
   settle_early_keepalive_locked();  // one the last cycle did not take (it did not renew)
@@ -84,7 +90,7 @@ Result<Cluster> Etcd3Dcs::load_cluster() {
   view_revision_ = cache_.revision();
   if (c.leader && c.leader->name == name_ && lease_ != 0 && c.leader->session == session_of(lease_))
     start_early_keepalive_locked();
-  return c;
+  return SharedCluster(cluster_);
 }
 
 void Etcd3Dcs::start_early_keepalive_locked() {

@@ -48,6 +48,18 @@ inline dcs::Cluster cluster_led_by(const std::string& leader, int64_t last_lsn =
   return c;
 }
 
+// The view's cluster as published: shared, never changed in place.
+inline std::shared_ptr<const dcs::Cluster> shared(dcs::Cluster c) {
+  return std::make_shared<const dcs::Cluster>(std::move(c));
+}
+
+// For a test to change the view's cluster: the view gets a cluster of its own to change.
+inline dcs::Cluster& cluster_of(ha::NodeView& v) {
+  auto c = std::make_shared<dcs::Cluster>(v.cluster ? *v.cluster : dcs::Cluster{});
+  v.cluster = c;
+  return *c;
+}
+
 inline ha::NodeView leader_view() {
   ha::NodeView v;
   v.name = "n1";
@@ -55,7 +67,7 @@ inline ha::NodeView leader_view() {
   v.state = "running";
   v.role = "master";
   v.is_leader = true;
-  v.cluster = cluster_led_by("n1");
+  v.cluster = shared(cluster_led_by("n1"));
   v.dcs_last_seen = 1693402000;
   v.next_scheduled_run = 1693402010;
   return v;
@@ -68,7 +80,7 @@ inline ha::NodeView replica_view() {
   v.state = "running";
   v.role = "replica";
   v.is_leader = false;
-  v.cluster = cluster_led_by("n1");
+  v.cluster = shared(cluster_led_by("n1"));
   v.dcs_last_seen = 1693402000;
   v.next_scheduled_run = 1693402010;
   return v;

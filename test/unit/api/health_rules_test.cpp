@@ -31,13 +31,13 @@ Node stopped_replica() {
 Node unreachable_replica() { return {replica_view(), std::nullopt}; }  // state becomes "unknown"
 Node replica_without_leader() {
   Node n = replica();
-  n.view.cluster = cluster_led_by("");
+  n.view.cluster = shared(cluster_led_by(""));
   return n;
 }
 Node primary_without_lock() {  // PostgreSQL still a primary, but the lock is gone
   Node n = leader();
   n.view.is_leader = false;
-  n.view.cluster = cluster_led_by("");
+  n.view.cluster = shared(cluster_led_by(""));
   return n;
 }
 Node paused_no_dcs(Node n) {
@@ -49,7 +49,7 @@ Node paused_no_dcs(Node n) {
 Node standby_leader() {
   Node n{leader_view(), replica_pg()};
   n.view.role = "standby_leader";
-  n.view.cluster->config = nlohmann::json{{"standby_cluster", {{"host", "10.1.1.1"}, {"port", 5432}}}};
+  cluster_of(n.view).config = nlohmann::json{{"standby_cluster", {{"host", "10.1.1.1"}, {"port", 5432}}}};
   return n;
 }
 Node paused_standby_leader() {
@@ -63,12 +63,12 @@ Node noloadbalance_replica() {
 }
 Node sync_replica() {
   Node n = replica();
-  n.view.cluster->sync = nlohmann::json{{"leader", "n1"}, {"sync_standby", "n3, n2"}};
+  cluster_of(n.view).sync = nlohmann::json{{"leader", "n1"}, {"sync_standby", "n3, n2"}};
   return n;
 }
 Node async_replica() {
   Node n = replica();
-  n.view.cluster->sync = nlohmann::json{{"leader", "n1"}, {"sync_standby", "n3"}};
+  cluster_of(n.view).sync = nlohmann::json{{"leader", "n1"}, {"sync_standby", "n3"}};
   return n;
 }
 Node replica_without_dcs() {
@@ -82,12 +82,12 @@ Node tagged(Node n) {
 }
 Node leader_with_sync() {
   Node n = leader();
-  n.view.cluster->sync = nlohmann::json{{"leader", "n1"}, {"sync_standby", "n2"}};
+  cluster_of(n.view).sync = nlohmann::json{{"leader", "n1"}, {"sync_standby", "n2"}};
   return n;
 }
 Node leader_without_optime() {  // replica while the DCS has no optime: lag is never measured
   Node n = replica();
-  n.view.cluster->last_lsn = 0;
+  cluster_of(n.view).last_lsn = 0;
   return n;
 }
 

@@ -163,7 +163,7 @@ TEST(Metrics, PrimaryReplicaAndDown) {
   EXPECT_EQ(text.back(), '\n');
 
   ha::NodeView r = replica_view();
-  r.cluster->sync = json{{"leader", "n1"}, {"sync_standby", "n2"}};
+  cluster_of(r).sync = json{{"leader", "n1"}, {"sync_standby", "n2"}};
   text = render_metrics(r, build_status_document(r, replica_pg(50331000)));
   EXPECT_EQ(metric_line(text, "patroni_replica"), "patroni_replica{scope=\"demo\",name=\"n2\"} 1");
   EXPECT_EQ(metric_line(text, "patroni_sync_standby"), "patroni_sync_standby{scope=\"demo\",name=\"n2\"} 1");

@@ -46,7 +46,7 @@ TEST(StatusDocument, ReplicationRowsOnlyWhenTheServerListedSome) {
 
 TEST(StatusDocument, Replica) {
   auto view = replica_view();
-  view.cluster->sync = nlohmann::json{{"leader", "n1"}, {"sync_standby", "n2"}};
+  cluster_of(view).sync = nlohmann::json{{"leader", "n1"}, {"sync_standby", "n2"}};
   view.pending_restart = true;
   view.paused = true;
   const auto doc = build_status_document(view, replica_pg());
@@ -76,7 +76,7 @@ TEST(StatusDocument, ReplicaWithoutReplayTimestampOrReceiver) {
 
 TEST(StatusDocument, PostgresUnavailable) {
   auto view = replica_view();
-  view.cluster = cluster_led_by("");  // and no leader
+  view.cluster = shared(cluster_led_by(""));  // and no leader
   const auto doc = build_status_document(view, std::nullopt);
   EXPECT_EQ(doc["state"], "unknown");  // the query failed although we believed it running
   EXPECT_EQ(doc["role"], "replica");

@@ -396,7 +396,7 @@ TEST(BackupRole, FromTheNodeView) {
   dcs::Cluster c;
   c.leader = dcs::Leader{};
   c.leader->name = "node2";
-  v.cluster = c;
+  v.cluster = std::make_shared<const dcs::Cluster>(c);
   RoleProbe p = role_from_view(v);
   EXPECT_EQ(p.role, RoleProbe::Role::kReplica);
   EXPECT_EQ(p.leader, "node2");

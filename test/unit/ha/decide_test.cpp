@@ -26,9 +26,9 @@ Snapshot base() {
   Snapshot s;
   s.me = "node1";
   s.dcs_ok = true;
-  s.cluster.initialize = "7000000000000000001";
-  s.cluster.leader = dcs::Leader{"node1", 5, "1"};
-  s.cluster.members = {member("node1", 100)};
+  s.cluster.edit().initialize = "7000000000000000001";
+  s.cluster.edit().leader = dcs::Leader{"node1", 5, "1"};
+  s.cluster.edit().members = {member("node1", 100)};
   s.pg.data_dir_empty = false;
   s.pg.initialized = true;
   s.pg.running = true;
@@ -81,10 +81,10 @@ void with_peers(Snapshot& s, std::vector<PeerStatus> peers) {
   s.peers = std::move(peers);
 }
 
-auto no_leader = [](Snapshot& s) { s.cluster.leader.reset(); };
+auto no_leader = [](Snapshot& s) { s.cluster.edit().leader.reset(); };
 auto other_leader = [](Snapshot& s) {
-  s.cluster.leader = dcs::Leader{"node2", 9, "2"};
-  s.cluster.members.push_back(member("node2", 200));
+  s.cluster.edit().leader = dcs::Leader{"node2", 9, "2"};
+  s.cluster.edit().members.push_back(member("node2", 200));
 };
 auto as_replica = [](Snapshot& s) { s.pg.in_recovery = true; };
 auto stopped = [](Snapshot& s) {
@@ -127,24 +127,24 @@ const Row kRows[] = {
      [](Snapshot& s) { no_leader(s); as_replica(s); auto p = peer("node2", 10); p.timeline = 2; with_peers(s, {p}); },
      {}, "replica"},
     {"LagBeyondMaximumWaits",
-     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.last_lsn = 100 + 2048; s.dyn.maximum_lag_on_failover = 1024; },
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.edit().last_lsn = 100 + 2048; s.dyn.maximum_lag_on_failover = 1024; },
      {}, "replica"},
     {"LagWithinMaximumAcquires",
-     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.last_lsn = 100 + 512; s.dyn.maximum_lag_on_failover = 1024; },
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.edit().last_lsn = 100 + 512; s.dyn.maximum_lag_on_failover = 1024; },
      {A::kAcquireLock, A::kSyncSlots, A::kPromote}, "master"},
     {"GracefulHandoverReplicaHasShutdownCheckpoint",
-     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.last_lsn = 100; with_peers(s, {peer("node2", 80)}); },
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.edit().last_lsn = 100; with_peers(s, {peer("node2", 80)}); },
      {A::kAcquireLock, A::kSyncSlots, A::kPromote}, "master"},
     {"ReplicaNoLeaderNotHealthiestWaits",
-     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 500)); }, {}, "replica"},
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.edit().members.push_back(member("node2", 500)); }, {}, "replica"},
     {"EqualLsnStillHealthiest",
-     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 100)); },
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.edit().members.push_back(member("node2", 100)); },
      {A::kAcquireLock, A::kSyncSlots, A::kPromote}, "master"},
     {"AheadPeerThatIsNofailoverIgnored",
-     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 900, "running", true)); },
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.edit().members.push_back(member("node2", 900, "running", true)); },
      {A::kAcquireLock, A::kSyncSlots, A::kPromote}, "master"},
     {"AheadPeerNotRunningIgnored",
-     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.members.push_back(member("node2", 900, "stopped")); },
+     [](Snapshot& s) { no_leader(s); as_replica(s); s.cluster.edit().members.push_back(member("node2", 900, "stopped")); },
      {A::kAcquireLock, A::kSyncSlots, A::kPromote}, "master"},
     {"NofailoverReplicaNoLeaderWaits", [](Snapshot& s) { no_leader(s); as_replica(s); s.nofailover = true; }, {}, "replica"},
     {"NofailoverPrimaryNoLeaderDemotes", [](Snapshot& s) { no_leader(s); s.nofailover = true; }, {A::kDemote}, "replica"},
@@ -210,7 +210,7 @@ const Row kRows[] = {
     {"SomeoneElseBootstrappingWaits",
      [](Snapshot& s) {
        s.cluster = dcs::Cluster{};
-       s.cluster.initialize = "";
+       s.cluster.edit().initialize = "";
        s.pg = LocalPostgres{};
      },
      {}, "uninitialized"},
@@ -218,20 +218,20 @@ const Row kRows[] = {
      {A::kCreateReplica, A::kStartReplica}, "replica"},
     {"ExistingDataNoInitializeKeyStopped",
      [](Snapshot& s) {
-       s.cluster.initialize.reset();
-       s.cluster.leader.reset();
+       s.cluster.edit().initialize.reset();
+       s.cluster.edit().leader.reset();
        stopped(s);
      },
      {A::kAcquireLock, A::kStartPrimary, A::kWriteInitialize}, "master"},
     {"ExistingDataNoInitializeKeyRunning",
      [](Snapshot& s) {
-       s.cluster.initialize.reset();
-       s.cluster.leader.reset();
+       s.cluster.edit().initialize.reset();
+       s.cluster.edit().leader.reset();
      },
      {A::kAcquireLock, A::kWriteInitialize}, "master"},
     {"SysidMismatchPrimaryDemotes", [](Snapshot& s) { s.pg.sysid = "123"; }, {A::kDemote}, "uninitialized"},
     {"SysidMismatchStoppedDoesNotStart", [](Snapshot& s) { s.pg.sysid = "123"; stopped(s); }, {}, "uninitialized"},
-    {"EmptyInitializeValueFilledByLeader", [](Snapshot& s) { s.cluster.initialize = ""; },
+    {"EmptyInitializeValueFilledByLeader", [](Snapshot& s) { s.cluster.edit().initialize = ""; },
      {A::kRenewLock, A::kSyncSlots, A::kWriteInitialize}, "master"},
 };
 
@@ -282,16 +282,16 @@ TEST(Decide, NamesTheObjectToDeleteWhenInitialisedWithoutLeaderOrData) {
   } rows[] = {
       {"nobody has data", [](Snapshot&) {}, true},
       {"another member runs PostgreSQL",
-       [](Snapshot& s) { s.cluster.members.push_back(member("node2", 100, "running")); }, false},
+       [](Snapshot& s) { s.cluster.edit().members.push_back(member("node2", 100, "running")); }, false},
       {"a stopped member does not count",
-       [](Snapshot& s) { s.cluster.members.push_back(member("node2", 100, "stopped")); }, true},
-      {"a leader exists", [](Snapshot& s) { s.cluster.leader = dcs::Leader{"node2", 1, ""}; }, false},
+       [](Snapshot& s) { s.cluster.edit().members.push_back(member("node2", 100, "stopped")); }, true},
+      {"a leader exists", [](Snapshot& s) { s.cluster.edit().leader = dcs::Leader{"node2", 1, ""}; }, false},
       {"a method works without a leader", [](Snapshot& s) { s.can_clone_without_leader = true; }, false},
   };
   for (const auto& r : rows) {
     Snapshot s = base();
-    s.cluster.leader.reset();
-    s.cluster.members = {};
+    s.cluster.edit().leader.reset();
+    s.cluster.edit().members = {};
     s.pg = LocalPostgres{};
     s.pg.data_dir_empty = true;
     s.was_leader = false;
@@ -309,9 +309,9 @@ TEST(Decide, NamesTheObjectToDeleteWhenInitialisedWithoutLeaderOrData) {
 
 // Switchover / manual failover: the failover key {leader, member, scheduled_at}.
 TEST(Decide, SwitchoverRules) {
-  auto request = [](Snapshot& s, nlohmann::json f) { s.cluster.failover = std::move(f); };
+  auto request = [](Snapshot& s, nlohmann::json f) { s.cluster.edit().failover = std::move(f); };
   auto cluster3 = [](Snapshot& s) {
-    s.cluster.members = {member("node1", 100), member("node2", 100), member("node3", 100)};
+    s.cluster.edit().members = {member("node1", 100), member("node2", 100), member("node3", 100)};
   };
   auto has = [](const Decision& d, Action a) {
     return std::find(d.actions.begin(), d.actions.end(), a) != d.actions.end();
@@ -369,11 +369,11 @@ TEST(Decide, SwitchoverRules) {
                           auto p = peer("node2", 100); p.reachable = false; with_peers(s, {p}); },
        false, false, true},
       {"candidate takes the lock even if a peer is ahead",
-       [&](Snapshot& s) { cluster3(s); no_leader(s); as_replica(s); s.me = "node2"; s.cluster.last_lsn = 100;
+       [&](Snapshot& s) { cluster3(s); no_leader(s); as_replica(s); s.me = "node2"; s.cluster.edit().last_lsn = 100;
                           request(s, {{"leader", "node1"}, {"member", "node2"}}); with_peers(s, {peer("node3", 200)}); },
        false, false, true},
       {"candidate missing the old leader's last position waits",
-       [&](Snapshot& s) { cluster3(s); no_leader(s); as_replica(s); s.me = "node2"; s.cluster.last_lsn = 100 + 4 * 1048576;
+       [&](Snapshot& s) { cluster3(s); no_leader(s); as_replica(s); s.me = "node2"; s.cluster.edit().last_lsn = 100 + 4 * 1048576;
                           request(s, {{"leader", "node1"}, {"member", "node2"}}); with_peers(s, {}); },
        false, false, false},
   };

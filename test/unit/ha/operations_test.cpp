@@ -31,9 +31,9 @@ Snapshot base() {
   Snapshot s;
   s.me = "node1";
   s.dcs_ok = true;
-  s.cluster.initialize = "7000000000000000001";
-  s.cluster.leader = dcs::Leader{"node1", 5, "1"};
-  s.cluster.members = {member("node1"), member("node2")};
+  s.cluster.edit().initialize = "7000000000000000001";
+  s.cluster.edit().leader = dcs::Leader{"node1", 5, "1"};
+  s.cluster.edit().members = {member("node1"), member("node2")};
   s.pg.data_dir_empty = false;
   s.pg.initialized = true;
   s.pg.running = true;
@@ -49,7 +49,7 @@ Snapshot base() {
 }
 
 void as_replica(Snapshot& s) {
-  s.cluster.leader = dcs::Leader{"node2", 9, "2"};
+  s.cluster.edit().leader = dcs::Leader{"node2", 9, "2"};
   s.pg.in_recovery = true;
   s.following = "node2";
   s.was_leader = false;
@@ -167,7 +167,7 @@ const Row kRows[] = {
      {A::kRenewLock, A::kSyncSlots, A::kRestart, A::kRenewLock}, 0, "", true},
     {"RestartWhileDemotingRefused",
      [](Snapshot& s) {
-       s.cluster.leader = dcs::Leader{"node2", 9, "2"};
+       s.cluster.edit().leader = dcs::Leader{"node2", 9, "2"};
        s.requests = {restart_req(1)};
      },
      {A::kDemote}, 503, ""},
@@ -198,7 +198,7 @@ const Row kRows[] = {
     {"ReinitializeWithoutLeaderRefused",
      [](Snapshot& s) {
        as_replica(s);
-       s.cluster.leader.reset();
+       s.cluster.edit().leader.reset();
        s.nofailover = true;
        s.requests = {reinit_req(1)};
      },

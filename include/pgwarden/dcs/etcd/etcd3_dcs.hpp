@@ -34,6 +34,7 @@ class Etcd3Dcs final : public Dcs {
   ~Etcd3Dcs() override = default;
 
   Result<Cluster> load_cluster() override;
+  Result<SharedCluster> load_shared_cluster() override;
   Result<Cluster> peek_cluster() override;
   Status touch_member(const nlohmann::json& data) override;
   Status attempt_to_acquire_leader() override;
