@@ -35,6 +35,8 @@
 
 #include "bench_util.hpp"
 #include "cluster_fixture.hpp"
+#include "idle_floor.hpp"
+#include "pgwarden/postgres/postgres.hpp"
 
 namespace {
 
@@ -227,6 +229,9 @@ const std::vector<Figure> kFigures = {
     // The same minute split by role: the leader renews its lock every loop_wait.
     {"idle_cpu_s_leader_60s", "-", "<=0.01", false, 3},
     {"idle_cpu_s_replica_60s", "-", "<=0.01", false, 3},
+    // What the least possible leader cycle costs on this machine in the same minute
+    // (bench/idle_floor.hpp): a wake, a keep-alive, the state query and a log line.
+    {"idle_cpu_floor_s_60s", "-", "-", false, 3},
 };
 
 // ---------------------------------------------------------------- the cluster
@@ -306,14 +311,35 @@ void run_once(const Params& p, bool idle_minute, bool only_idle, Results& res) {
       if (g_interrupted) throw Interrupted();
       std::this_thread::sleep_for(200ms);
     }
+    // The floor runs beside the members, on its own lease and the leader's PostgreSQL.
+    std::optional<FloorResult> floor;
+    std::thread floor_thread;
+    auto grant = http_request("POST", "127.0.0.1", c.etcd.client_port(), "/v3/lease/grant", "{\"TTL\":\"120\"}", 2s);
+    std::string floor_lease;
+    try {
+      if (grant.status == 200) floor_lease = json::parse(grant.body).value("ID", "");
+    } catch (const std::exception&) {
+    }
+    TempDir floor_dir("pgwarden-floor");
+    if (!floor_lease.empty()) {
+      IdleFloor f(c.etcd.client_port(), floor_lease,
+                  "host=" + old->dir() + " port=" + std::to_string(old->pg_port()) + " user=postgres dbname=postgres",
+                  floor_dir.file("floor.log"), pgwarden::postgres::state_query_sql());
+      floor_thread = std::thread([f, &floor, p]() mutable {
+        floor = f.run(std::chrono::seconds(p.loop_wait), 60s, g_interrupted);
+      });
+    } else {
+      log(p.label() + ": no lease for the idle floor: HTTP " + std::to_string(grant.status));
+    }
     std::vector<ProcSample> before;
     for (auto& m : c.members) before.push_back(sample_proc(m->child_pid()));
     log(p.label() + ": idle minute");
     auto end = Clock::now() + 60s;
-    while (Clock::now() < end) {
-      if (g_interrupted) throw Interrupted();
-      std::this_thread::sleep_for(200ms);
-    }
+    while (Clock::now() < end && !g_interrupted) std::this_thread::sleep_for(200ms);
+    if (floor_thread.joinable()) floor_thread.join();
+    if (g_interrupted) throw Interrupted();
+    if (floor) res["idle_cpu_floor_s_60s"].push_back(floor->cpu_s);
+    else if (!floor_lease.empty()) log(p.label() + ": the idle floor could not reach etcd or PostgreSQL");
     double tck = static_cast<double>(sysconf(_SC_CLK_TCK));
     for (size_t i = 0; i < c.members.size(); ++i) {
       auto after = sample_proc(c.members[i]->child_pid());

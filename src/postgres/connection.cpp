@@ -135,6 +135,8 @@ Status create_or_alter_role(PGconn* c, const std::string& name, const std::strin
 
 }  // namespace
 
+const char* state_query_sql() { return kStateQuery; }
+
 // --- addresses
 
 std::string Postgres::local_host() const {

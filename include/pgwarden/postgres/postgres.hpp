@@ -50,6 +50,10 @@ struct PgState {
   std::vector<PhysicalSlot> physical_slots;  // sorted by name
 };
 
+// The SQL text of query_state(): one round trip that tells everything above (exposed for
+// bench/ha_bench's idle-CPU floor, which sends the same query).
+const char* state_query_sql();
+
 // "0/3000060" <-> bytes.
 std::optional<int64_t> parse_lsn(const std::string& text);
 std::string format_lsn(int64_t lsn);

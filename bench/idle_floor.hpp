@@ -1,0 +1,127 @@
+#pragma once
+// The idle-CPU floor of a leader's HA cycle on this machine: a loop that does only what a
+// cycle cannot leave out, with as little code of its own as possible. Every loop_wait it
+// wakes, keeps an etcd lease alive (HTTP/JSON gateway, kept connection), sends pgwarden's
+// state query to PostgreSQL over the unix socket and waits for the answer, and appends one log
+// line to a file. ha_bench runs it in a thread beside the members during the idle minute and
+// prints its CPU time (CLOCK_THREAD_CPUTIME_ID): on a machine where waking up and system calls
+// are slow the floor alone can exceed a target, and the leader's figure minus the floor is
+// what pgwarden's own code costs. No JSON library, no HTTP library: a fixed request, read
+// until the chunked or sized body ends.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace bench {
+
+struct FloorResult {
+  double cpu_s = 0;  // thread CPU time over the window
+  int cycles = 0;
+};
+
+class IdleFloor {
+ public:
+  // `lease_id`: a lease granted for the floor's own use (decimal); `pg_conninfo`: the leader's
+  // PostgreSQL over its unix socket; `log_path`: a file on the members' file system.
+  IdleFloor(int etcd_port, std::string lease_id, std::string pg_conninfo, std::string log_path, const char* state_sql)
+      : etcd_port_(etcd_port), lease_(std::move(lease_id)), conninfo_(std::move(pg_conninfo)),
+        log_path_(std::move(log_path)), sql_(state_sql) {}
+
+  // Runs `window`, one cycle every `loop_wait`; nullopt when etcd or PostgreSQL cannot be reached.
+  std::optional<FloorResult> run(std::chrono::seconds loop_wait, std::chrono::seconds window,
+                                 const std::atomic<bool>& interrupted) {
+    const std::string body = "{\"ID\":\"" + lease_ + "\"}";
+    const std::string request = "POST /v3/lease/keepalive HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(etcd_port_) +
+                                "\r\nContent-Type: application/json\r\nContent-Length: " +
+                                std::to_string(body.size()) + "\r\n\r\n" + body;
+    const std::string line = "2026-01-01 00:00:00,000 info: floor: no action. I am (floor), the leader with the lock\n";
+    int sock = connect_etcd();
+    PGconn* pg = PQconnectdb(conninfo_.c_str());
+    int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    std::optional<FloorResult> out;
+    if (sock >= 0 && PQstatus(pg) == CONNECTION_OK && log >= 0) {
+      FloorResult r;
+      const double start = thread_cpu_s();
+      const auto end = std::chrono::steady_clock::now() + window;
+      bool ok = true;
+      while (ok && !interrupted && std::chrono::steady_clock::now() < end) {
+        ::poll(nullptr, 0, static_cast<int>(std::chrono::milliseconds(loop_wait).count()));
+        ok = send(sock, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size());
+        PGresult* res = PQexec(pg, sql_);
+        ok = ok && PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+        ok = ok && write(log, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+        ok = ok && read_reply(sock);
+        ++r.cycles;
+      }
+      r.cpu_s = thread_cpu_s() - start;
+      if (ok) out = r;
+    }
+    if (sock >= 0) close(sock);
+    if (log >= 0) close(log);
+    PQfinish(pg);
+    return out;
+  }
+
+ private:
+  static double thread_cpu_s() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+  }
+
+  int connect_etcd() const {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(etcd_port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      close(s);
+      return -1;
+    }
+    return s;
+  }
+
+  // One HTTP/1.1 reply, whole: headers, then Content-Length bytes or chunks up to the last.
+  static bool read_reply(int sock) {
+    std::string buf;
+    char chunk[2048];
+    for (;;) {
+      ssize_t n = recv(sock, chunk, sizeof chunk, 0);
+      if (n <= 0) return false;
+      buf.append(chunk, static_cast<size_t>(n));
+      auto head_end = buf.find("\r\n\r\n");
+      if (head_end == std::string::npos) continue;
+      if (buf.compare(0, 12, "HTTP/1.1 200") != 0) return false;
+      auto cl = buf.find("Content-Length: ");
+      if (cl != std::string::npos && cl < head_end) {
+        if (buf.size() >= head_end + 4 + std::stoul(buf.substr(cl + 16))) return true;
+      } else if (buf.size() >= 5 && buf.compare(buf.size() - 5, 5, "0\r\n\r\n") == 0) {
+        return true;
+      }
+    }
+  }
+
+  int etcd_port_;
+  std::string lease_;
+  std::string conninfo_;
+  std::string log_path_;
+  const char* sql_;
+};
+
+}  // namespace bench
