@@ -55,6 +55,85 @@ std::string prefix_range_end(const std::string& prefix) {
   return std::string(1, '\0');  // etcd: "\0" means "all keys >= key"
 }
 
+namespace {
+
+// nlohmann's SAX interface over one object, remembering the keys on the way down (to a fixed
+// depth) and picking up result.TTL and result.header.revision.
+class KeepAliveSax {
+ public:
+  using json = nlohmann::json;
+  bool null() { return value(); }
+  bool boolean(bool) { return value(); }
+  bool number_integer(json::number_integer_t v) { return number(v); }
+  bool number_unsigned(json::number_unsigned_t v) {
+    return v <= static_cast<json::number_unsigned_t>(INT64_MAX) && number(static_cast<int64_t>(v));
+  }
+  bool number_float(json::number_float_t, const json::string_t&) { return !target(); }
+  bool string(json::string_t& s) {
+    if (!target()) return value();
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    return ec == std::errc() && end == s.data() + s.size() && number(v);
+  }
+  bool binary(json::binary_t&) { return !target(); }
+  bool start_object(std::size_t) { return open(true); }
+  bool end_object() { return close(); }
+  bool start_array(std::size_t) { return open(false); }
+  bool end_array() { return close(); }
+  bool key(json::string_t& k) {
+    if (depth_ == 1 && k == "error") return false;  // an error answer: the general path reports it
+    if (depth_ <= kDepth) keys_[depth_ - 1] = k;
+    if (depth_ == 1 && k == "result") has_result_ = true;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+  bool complete() const { return depth_ == 0 && has_result_; }
+  KeepAliveAnswer answer;
+
+ private:
+  static constexpr int kDepth = 3;
+  bool open(bool object) {
+    if (depth_ == 0 && !object) return false;  // the answer is an object
+    if (depth_ < kDepth) keys_[depth_] = object ? "" : "[]";
+    ++depth_;
+    return true;
+  }
+  bool close() {
+    --depth_;
+    return true;
+  }
+  // The value just read is result.TTL (1) or result.header.revision (2).
+  int target() const {
+    if (keys_[0] != "result") return 0;
+    if (depth_ == 2 && keys_[1] == "TTL") return 1;
+    if (depth_ == 3 && keys_[1] == "header" && keys_[2] == "revision") return 2;
+    return 0;
+  }
+  bool value() const { return !target(); }
+  bool number(int64_t v) {
+    switch (target()) {
+      case 1: answer.ttl = v; break;
+      case 2: answer.revision = v; break;
+      default: break;
+    }
+    return true;
+  }
+  int depth_ = 0;
+  bool has_result_ = false;
+  std::string keys_[kDepth];
+};
+
+}  // namespace
+
+std::optional<KeepAliveAnswer> read_keepalive_answer(std::string_view body) {
+  KeepAliveSax sax;
+  // Not strict: a streamed answer may go on after its first object.
+  const bool ok = nlohmann::json::sax_parse(body.begin(), body.end(), &sax, nlohmann::json::input_format_t::json, false);
+  if (!ok || !sax.complete()) return std::nullopt;
+  return sax.answer;
+}
+
 int64_t json_int64(const nlohmann::json& obj, const char* field, int64_t fallback) {
   if (!obj.is_object()) return fallback;
   auto it = obj.find(field);

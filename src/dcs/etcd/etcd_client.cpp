@@ -287,8 +287,9 @@ Result<EtcdClient::PendingKeepAlive> EtcdClient::start_lease_keepalive(int64_t i
   p.host = hosts_[preferred_.load() % hosts_.size()];
   p.sent = Clock::now();
   p.deadline = p.sent + retry_timeout();
-  const json body = {{"ID", std::to_string(id)}};
-  if (auto s = p.exchange.send(p.host, "/v3/lease/keepalive", body.dump(), token(),
+  // {"ID":"<id>"}, as json{{"ID", std::to_string(id)}}.dump() writes it.
+  const std::string body = "{\"ID\":\"" + std::to_string(id) + "\"}";
+  if (auto s = p.exchange.send(p.host, "/v3/lease/keepalive", body, token(),
                                std::min(p.deadline, p.sent + per_host_budget(retry_timeout())));
       !s.ok())
     return s;
@@ -298,6 +299,10 @@ Result<EtcdClient::PendingKeepAlive> EtcdClient::start_lease_keepalive(int64_t i
 Result<KeepAliveResult> EtcdClient::finish_lease_keepalive(PendingKeepAlive& p) {
   auto reply = p.exchange.receive(std::min(p.deadline, p.sent + per_host_budget(retry_timeout())));
   if (!reply.ok()) return reply.status();
+  // The usual answer, read without a JSON document (a leader's every cycle); anything else
+  // goes the general way, which tells errors apart.
+  if (reply->status == 200)
+    if (auto a = read_keepalive_answer(reply->body)) return KeepAliveResult{a->ttl, a->revision};
   Result<json> out = Status::Failed("no reply");
   switch (interpret(p.host, "lease/keepalive", *reply, out)) {
     case Outcome::kDone: return keepalive_result(out);

@@ -91,6 +91,46 @@ TEST(EtcdCodec, FirstJsonObjectOfStreamedReply) {
   EXPECT_TRUE(first_json_object("not json").is_discarded());
 }
 
+// etcd 3.4's gateway answers, as received (the keep-alive is a streamed RPC).
+struct KeepAliveCase {
+  const char* name;
+  const char* body;
+  std::optional<KeepAliveAnswer> want;  // nullopt: the general path must read it
+};
+
+TEST(EtcdCodec, KeepAliveAnswerReadWithoutADocument) {
+  const std::vector<KeepAliveCase> cases = {
+      {"renewed",
+       R"({"result":{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"17","raft_term":"3"},"ID":"7587899398883950852","TTL":"10"}})"
+       "\n",
+       KeepAliveAnswer{10, 17}},
+      {"expired (no TTL)",
+       R"({"result":{"header":{"cluster_id":"1","member_id":"2","revision":"9","raft_term":"3"},"ID":"12345"}})",
+       KeepAliveAnswer{0, 9}},
+      {"numbers instead of strings", R"({"result":{"header":{"revision":5},"TTL":30}})", KeepAliveAnswer{30, 5}},
+      {"no header", R"({"result":{"ID":"1","TTL":"4"}})", KeepAliveAnswer{4, 0}},
+      {"second object ignored", R"({"result":{"TTL":"4"}}{"result":{"TTL":"8"}})", KeepAliveAnswer{4, 0}},
+      {"nested TTL is not the lease's", R"({"result":{"header":{"TTL":"99"},"TTL":"3"}})", KeepAliveAnswer{3, 0}},
+      {"error object", R"({"error":{"grpc_code":5,"http_code":404,"message":"etcdserver: requested lease not found"}})",
+       std::nullopt},
+      {"unary error", R"({"error":"invalid character","message":"invalid character","code":2})", std::nullopt},
+      {"no result", R"({"header":{"revision":"3"}})", std::nullopt},
+      {"TTL not a number", R"({"result":{"TTL":"ten"}})", std::nullopt},
+      {"TTL of the wrong type", R"({"result":{"TTL":true}})", std::nullopt},
+      {"truncated", R"({"result":{"TTL":"10")", std::nullopt},
+      {"not JSON", "<html>bad gateway</html>", std::nullopt},
+      {"empty", "", std::nullopt},
+      {"array", R"([{"result":{"TTL":"10"}}])", std::nullopt},
+  };
+  for (const auto& c : cases) {
+    auto got = read_keepalive_answer(c.body);
+    ASSERT_EQ(got.has_value(), c.want.has_value()) << c.name;
+    if (!got) continue;
+    EXPECT_EQ(got->ttl, c.want->ttl) << c.name;
+    EXPECT_EQ(got->revision, c.want->revision) << c.name;
+  }
+}
+
 TEST(EtcdCodec, TxnBuildersUseGatewayShapes) {
   auto c = EtcdClient::cmp_create_revision("/k", 0);
   EXPECT_EQ(c["target"], "CREATE");

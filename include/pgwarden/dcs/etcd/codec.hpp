@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,19 @@ bool decode_kv(const nlohmann::json& kv, KeyValue& out);
 
 // Decodes the "kvs" list of a range response; undecodable entries are skipped.
 std::vector<KeyValue> decode_kvs(const nlohmann::json& range_response);
+
+// What a lease keep-alive answer says: {"result": {"header": {"revision": ..}, "ID": ..,
+// "TTL": ..}}, TTL omitted once the lease expired.
+struct KeepAliveAnswer {
+  int64_t ttl = 0;       // 0: the lease is gone
+  int64_t revision = 0;  // 0: etcd did not say
+};
+
+// Reads those fields straight from the body (the first JSON object of it) without building a
+// document: a leader gets this answer every loop_wait. nullopt for anything else (an "error"
+// object, no "result", not JSON, a field of the wrong type): the caller then takes the general
+// path, which reports it.
+std::optional<KeepAliveAnswer> read_keepalive_answer(std::string_view body);
 
 // Accumulates a streamed body (e.g. /v3/watch) and hands out the complete top-level JSON
 // objects as they arrive; a partial trailing object is kept for the next feed().
