@@ -1,6 +1,8 @@
 #include "pgwarden/dcs/etcd/http_transport.hpp"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -34,6 +36,10 @@ namespace {
 
 // Without an eventfd to sleep on, how often a blocked read looks at the wake flag.
 constexpr auto kWakeSlice = std::chrono::milliseconds(500);
+
+// A look at the socket this recent stands for a non-blocking read (the HA cycle drains the
+// watch stream right after its wait on that stream ended without data).
+constexpr auto kFreshLook = std::chrono::milliseconds(1);
 
 }  // namespace
 
@@ -89,10 +95,25 @@ class Connection {
    private:
     template <class Op>
     size_t step(short events, error_code& ec, const Op& op) {
+      const bool reading = events == POLLIN;
       for (;;) {
-        size_t n = op();
-        if (ec != asio::error::would_block && ec != asio::error::try_again) return n;
-        if (no_wait_) return 0;
+        // A read of a socket just seen empty would only fail again (a system call an idle
+        // member makes twice a cycle otherwise): a waiting read sleeps first, and one that
+        // must not wait takes nothing if that look was a moment ago.
+        const bool skip_read = reading && c_.seen_empty_ &&
+                               (!no_wait_ || Clock::now() - c_.seen_empty_at_ < kFreshLook);
+        if (!skip_read) {
+          size_t n = op();
+          if (ec != asio::error::would_block && ec != asio::error::try_again) {
+            if (reading) c_.seen_empty_ = false;
+            return n;
+          }
+          if (reading) c_.saw_empty();
+        }
+        if (no_wait_) {
+          ec = asio::error::would_block;
+          return 0;
+        }
         if (Wait w = c_.wait_for_socket(events, deadline_, wake_); w != Wait::kDone) {
           stopped = w;
           ec = asio::error::operation_aborted;
@@ -170,15 +191,35 @@ class Connection {
 
   Status send(const std::string& target, const std::string& body, const std::string& token,
               Clock::time_point deadline) {
-    http::request<http::string_body> req{http::verb::post, target, 11};
-    req.set(http::field::host, ep_.str());
-    req.set(http::field::content_type, "application/json");
-    if (!token.empty()) req.set(http::field::authorization, token);
-    req.body() = body;
-    req.prepare_payload();
+    // A connection mostly carries the same request again (a leader's keep-alive every
+    // loop_wait): the bytes Beast rendered for it last time go out as they are.
+    if (!rendered_ || target != rendered_target_ || body != rendered_body_ || token != rendered_token_) {
+      http::request<http::string_body> req{http::verb::post, target, 11};
+      req.set(http::field::host, ep_.str());
+      req.set(http::field::content_type, "application/json");
+      if (!token.empty()) req.set(http::field::authorization, token);
+      req.body() = body;
+      req.prepare_payload();
+      rendered_ = false;
+      request_bytes_.clear();
+      http::serializer<true, http::string_body> sr{req};
+      error_code ec;
+      do {
+        sr.next(ec, [&](error_code&, const auto& buffers) {
+          for (auto b : boost::beast::buffers_range_ref(buffers))
+            request_bytes_.append(static_cast<const char*>(b.data()), b.size());
+          sr.consume(boost::beast::buffer_bytes(buffers));
+        });
+      } while (!ec && !sr.is_done());
+      if (ec) return fail("cannot render request: " + ec.message());
+      rendered_target_ = target;
+      rendered_body_ = body;
+      rendered_token_ = token;
+      rendered_ = true;
+    }
     PolledIo io(*this, deadline, nullptr);
     error_code ec;
-    http::write(io, req, ec);
+    asio::write(io, asio::buffer(request_bytes_), ec);
     if (io.stopped != Wait::kDone) return fail("timed out sending request");
     if (ec) {
       closed_by_peer_ = ec == asio::error::broken_pipe || ec == asio::error::connection_reset;
@@ -274,8 +315,15 @@ class Connection {
       }
       pollfd fds[2] = {{fd, events, 0}, {wake_fd, POLLIN, 0}};
       const int n = ::poll(fds, 2, sleep.count() > INT_MAX ? INT_MAX : static_cast<int>(sleep.count()));
-      if (n < 0 && errno != EINTR) return Wait::kDone;  // the read reports what is wrong
-      if (n > 0 && fds[0].revents != 0) return Wait::kDone;  // ready, closed or in error
+      if (n < 0 && errno != EINTR) {  // the read reports what is wrong
+        seen_empty_ = false;
+        return Wait::kDone;
+      }
+      if (n > 0 && fds[0].revents != 0) {  // ready, closed or in error
+        if (events == POLLIN) seen_empty_ = false;
+        return Wait::kDone;
+      }
+      if (n >= 0 && events == POLLIN) saw_empty();  // nothing to read as of now
       if (n > 0 && fds[1].revents != 0 && !wake->is_set()) wake->drain();  // a wake already taken
     }
   }
@@ -293,8 +341,20 @@ class Connection {
 
   Status fail(const std::string& what) const { return Status::Unavailable("etcd " + ep_.str() + ": " + what); }
 
+  void saw_empty() {
+    seen_empty_ = true;
+    seen_empty_at_ = Clock::now();
+  }
+
   Endpoint ep_;
   bool reusable_ = false, closed_by_peer_ = false;
+  // The socket had nothing to read when last looked at (a read that would block, a poll
+  // without POLLIN), at seen_empty_at_; any sign of data clears it.
+  bool seen_empty_ = false;
+  Clock::time_point seen_empty_at_{};
+  // The last request sent, as given and as rendered.
+  bool rendered_ = false;
+  std::string rendered_target_, rendered_body_, rendered_token_, request_bytes_;
   // The streamed reply being read (HttpStream), kept across calls.
   std::optional<http::response_parser<http::string_body>> stream_;
   asio::io_context ioc_{1};

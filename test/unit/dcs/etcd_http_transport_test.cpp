@@ -10,6 +10,9 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <vector>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -53,6 +56,10 @@ class TinyServer {
   }
   int port() const { return port_; }
   int accepted() const { return accepted_.load(); }
+  std::vector<std::string> requests() const {
+    std::lock_guard lk(mu_);
+    return requests_;
+  }
 
  private:
   void serve() {
@@ -68,7 +75,7 @@ class TinyServer {
     }
   }
   // Reads one request (headers, then Content-Length bytes) and answers it.
-  static bool answer(int c) {
+  bool answer(int c) {
     std::string in;
     char buf[4096];
     size_t end = std::string::npos;
@@ -84,6 +91,10 @@ class TinyServer {
       if (n <= 0) return false;
       in.append(buf, static_cast<size_t>(n));
     }
+    {
+      std::lock_guard lk(mu_);
+      requests_.push_back(in);
+    }
     const std::string reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
     return ::write(c, reply.data(), reply.size()) == static_cast<ssize_t>(reply.size());
   }
@@ -92,6 +103,8 @@ class TinyServer {
   std::atomic<bool> stop_{false};
   std::atomic<int> accepted_{0};
   std::atomic<int> client_{-1};
+  mutable std::mutex mu_;
+  std::vector<std::string> requests_;  // as received, whole
   std::thread thread_;
 };
 
@@ -109,6 +122,39 @@ TEST(EtcdHttpTransport, KeepsTheConnectionBetweenCalls) {
     EXPECT_EQ(r->body, "{}");
   }
   EXPECT_EQ(server.accepted(), 1) << "three calls, one connection";
+}
+
+// A connection renders a request once and sends the same bytes while the request stays the
+// same; any change (path, body, token) is rendered anew.
+TEST(EtcdHttpTransport, RepeatedAndChangedRequestsArriveAsGiven) {
+  TinyServer server(100);
+  const Endpoint ep{"127.0.0.1", server.port()};
+  struct Req {
+    const char* target;
+    const char* body;
+    const char* token;
+  };
+  const std::vector<Req> sent = {{"/v3/lease/keepalive", R"({"ID":"7"})", ""},
+                                 {"/v3/lease/keepalive", R"({"ID":"7"})", ""},
+                                 {"/v3/lease/keepalive", R"({"ID":"7"})", "tok-1"},
+                                 {"/v3/kv/range", R"({"key":"YQ=="})", "tok-1"},
+                                 {"/v3/lease/keepalive", R"({"ID":"12345"})", "tok-1"},
+                                 {"/v3/lease/keepalive", R"({"ID":"12345"})", "tok-2"}};
+  for (const auto& r : sent) ASSERT_TRUE(http_post(ep, r.target, r.body, r.token, Clock::now() + 5s).ok());
+  auto got = server.requests();
+  ASSERT_EQ(got.size(), sent.size());
+  for (size_t i = 0; i < sent.size(); ++i) {
+    const std::string& g = got[i];
+    EXPECT_EQ(g.rfind(std::string("POST ") + sent[i].target + " HTTP/1.1\r\n", 0), 0u) << g;
+    EXPECT_NE(g.find("Content-Length: " + std::to_string(std::strlen(sent[i].body)) + "\r\n"), std::string::npos) << g;
+    EXPECT_EQ(g.substr(g.size() - std::strlen(sent[i].body)), sent[i].body) << g;
+    const bool has_auth = g.find("Authorization: ") != std::string::npos;
+    EXPECT_EQ(has_auth, std::strlen(sent[i].token) > 0) << g;
+    if (has_auth) {
+      EXPECT_NE(g.find(std::string("Authorization: ") + sent[i].token + "\r\n"), std::string::npos) << g;
+    }
+  }
+  EXPECT_EQ(server.accepted(), 1) << "all on one kept connection";
 }
 
 TEST(EtcdHttpTransport, SendsAgainWhenTheServerClosedTheKeptConnection) {
@@ -281,6 +327,49 @@ TEST(EtcdHttpStream, ReadsGoOnWhereTheLastOneStopped) {
   EXPECT_EQ(got, R"({"b":2})");
   EXPECT_FALSE(stream.is_open());
   EXPECT_FALSE(stream.read(Clock::now() + 100ms, nullptr, collect).ok());
+}
+
+// The HA cycle drains the stream right after a wait that found nothing: that drain may take
+// nothing (the look was a moment ago), but data that came meanwhile is never lost: the next
+// wait finds it at once, and a drain after a while reads it.
+TEST(EtcdHttpStream, DataAfterAnEmptyLookIsNotLost) {
+  StreamServer server;
+  HttpStream stream;
+  open_to(server, stream);
+  std::string got;
+  auto collect = [&](std::string_view d) {
+    got += d;
+    return false;
+  };
+  auto r = stream.read(Clock::now() + 50ms, nullptr, collect);  // nothing there
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*r, StreamEnd::kTimeout);
+  r = stream.read_ready(collect);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*r, StreamEnd::kTimeout);
+  EXPECT_EQ(got, "");
+
+  ASSERT_TRUE(server.chunk(R"({"a":1})"));
+  auto t0 = Clock::now();
+  r = stream.read(Clock::now() + 5s, nullptr, [&](std::string_view d) {
+    got += d;
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*r, StreamEnd::kStopped);
+  EXPECT_LT(Clock::now() - t0, 2s) << "the wait saw the data at once";
+  EXPECT_EQ(got, R"({"a":1})");
+
+  // Seen empty by a wait, then data, then a drain some milliseconds later: the drain reads it.
+  r = stream.read(Clock::now() + 20ms, nullptr, collect);
+  EXPECT_EQ(*r, StreamEnd::kTimeout);
+  ASSERT_TRUE(server.chunk(R"({"b":2})"));
+  std::this_thread::sleep_for(20ms);
+  got.clear();
+  r = stream.read_ready(collect);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(got, R"({"b":2})");
+  EXPECT_TRUE(stream.is_open());
 }
 
 // A stream given up while its read is still queued (the daemon shutting down mid-wait) ends
