@@ -259,10 +259,9 @@ Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
 }
 
 Status Etcd3Dcs::write_status_locked(int64_t lsn) {
-  std::string doc = json{{"optime", lsn}}.dump();
-  if (last_status_ == doc) return Status::Ok();  // as Patroni: no write (and no wake-ups) if unchanged
-  auto s = client_.put(key(kStatusKey), doc);
-  if (s.ok()) last_status_ = doc;
+  if (last_status_ == lsn) return Status::Ok();  // as Patroni: no write (and no wake-ups) if unchanged
+  auto s = client_.put(key(kStatusKey), json{{"optime", lsn}}.dump());
+  if (s.ok()) last_status_ = lsn;
   return s;
 }
 

@@ -106,7 +106,7 @@ class Etcd3Dcs final : public Dcs {
   int64_t early_lease_ = 0;                // the lease it keeps alive
   std::shared_ptr<const Cluster> cluster_; // last load_cluster(), with our own writes since
   int64_t view_revision_ = 0;              // revision that view is complete up to
-  std::optional<std::string> last_status_; // last status document we wrote
+  std::optional<int64_t> last_status_;     // optime of the last status document we wrote
 
   // The cluster prefix as etcd last reported it. `cache_live_`: the open watch stream started
   // right after the range read that filled it, so the cache is complete and load_cluster()
