@@ -169,27 +169,55 @@ nlohmann::json HaLoop::member_data(const LocalPostgres& local, const std::option
   return d;
 }
 
+const nlohmann::json& HaLoop::member_document(const LocalPostgres& local, const std::optional<postgres::PgState>& st,
+                                              const std::string& role) {
+  const bool scheduled = requests_ && requests_->scheduled_restart();
+  MemberDocumentInputs in;
+  in.running = local.running;
+  in.query_ok = local.query_ok;
+  in.pause = dyn_.pause;
+  in.pending_restart = local.pending_restart || (st && st->pending_restart);
+  in.wal_position = local.wal_position;
+  in.timeline = local.timeline;
+  in.role = role;
+  in.config_generation = config_generation_;
+  // A scheduled restart is rare: its document is built every time.
+  if (scheduled || !member_document_for_ || !(*member_document_for_ == in)) {
+    member_document_ = member_data(local, st, role);
+    if (scheduled) member_document_for_.reset();
+    else member_document_for_ = std::move(in);
+  }
+  return member_document_;
+}
+
 void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<postgres::PgState>& st,
                      std::shared_ptr<const dcs::Cluster> cluster) {
-  NodeView v;
-  v.name = cfg_.name;
-  v.scope = cfg_.scope;
-  v.state = s.pg.running ? (s.pg.query_ok ? "running" : "starting") : "stopped";
-  v.role = role_;
-  v.is_leader = was_leader_;
-  v.cluster = std::move(cluster);
-  v.dcs_last_seen = dcs_last_seen_;
-  v.paused = dyn_.pause;
-  v.ttl = dyn_.ttl;
-  v.loop_wait = dyn_.loop_wait;
-  v.next_scheduled_run = next_run_;
-  v.tags = cfg_.tags_json;
-  v.api_url = api_url();
-  v.conn_url = pg_.connection_url();
-  v.pending_restart = s.pg.pending_restart || (st && st->pending_restart);
-  v.last_decision = d.reason;
-  v.problem = d.problem;
-  board_.publish(std::move(v));
+  if (url_generation_ != config_generation_) {
+    api_url_ = api_url();
+    conn_url_ = pg_.connection_url();
+    url_generation_ = config_generation_;
+  }
+  // In place: assigning an equal string reuses its buffer, so an idle cycle allocates nothing
+  // here (a new view every cycle did, and freed the old one).
+  board_.update([&](NodeView& v) {
+    v.name = cfg_.name;
+    v.scope = cfg_.scope;
+    v.state = s.pg.running ? (s.pg.query_ok ? "running" : "starting") : "stopped";
+    v.role = role_;
+    v.is_leader = was_leader_;
+    v.cluster = std::move(cluster);
+    v.dcs_last_seen = dcs_last_seen_;
+    v.paused = dyn_.pause;
+    v.ttl = dyn_.ttl;
+    v.loop_wait = dyn_.loop_wait;
+    v.next_scheduled_run = next_run_;
+    if (v.tags != cfg_.tags_json) v.tags = cfg_.tags_json;
+    v.api_url = api_url_;
+    v.conn_url = conn_url_;
+    v.pending_restart = s.pg.pending_restart || (st && st->pending_restart);
+    v.last_decision = d.reason;
+    v.problem = d.problem;
+  });
 }
 
 void HaLoop::cycle() {
@@ -341,7 +369,7 @@ void HaLoop::cycle() {
   role_ = !s.pg.running ? (s.pg.initialized ? role_ : "uninitialized")
                         : (s.pg.query_ok ? (s.pg.in_recovery ? "replica" : "master") : role_);
   if (s.dcs_ok || cluster.ok()) {
-    if (auto ts = dcs_->touch_member(member_data(s.pg, after, role_)); !ts)
+    if (auto ts = dcs_->touch_member(member_document(s.pg, after, role_)); !ts)
       spdlog::warn("{}: could not update the member key: {}", cfg_.name, ts.message());
   }
   next_run_ = epoch_now() + dyn_.loop_wait;

@@ -46,6 +46,10 @@ class HaLoop {
   std::string api_url() const;  // the member key's api_url
   nlohmann::json member_data(const LocalPostgres& local, const std::optional<postgres::PgState>& st,
                              const std::string& role) const;
+  // member_data() of every cycle: built again only when what it says changed (an idle
+  // member's document is the same cycle after cycle).
+  const nlohmann::json& member_document(const LocalPostgres& local, const std::optional<postgres::PgState>& st,
+                                        const std::string& role);
   // `cluster`: the DCS view as readers should see it (nullopt when the DCS was not read).
   void publish(const Snapshot& s, const Decision& d, const std::optional<postgres::PgState>& st,
                std::shared_ptr<const dcs::Cluster> cluster);
@@ -83,6 +87,21 @@ class HaLoop {
   std::string cmdline_asked_for_;
   std::vector<std::string> cmdline_changes_;
   std::string pending_cmdline_logged_;  // command-line options last reported as changed  // a reload was applied: PostgreSQL reloads on this cycle
+
+  // What member_document() last built its document from, and the document.
+  struct MemberDocumentInputs {
+    bool running = false, query_ok = false, pause = false, pending_restart = false;
+    int64_t wal_position = 0;
+    int timeline = 0;
+    std::string role;
+    uint64_t config_generation = 0;
+    bool operator==(const MemberDocumentInputs&) const = default;
+  };
+  std::optional<MemberDocumentInputs> member_document_for_;
+  nlohmann::json member_document_;
+  // api_url() and the connection URL for the REST view, as of url_generation_.
+  std::string api_url_, conn_url_;
+  std::optional<uint64_t> url_generation_;
 
   bool was_leader_ = false;
   bool bootstrap_allowed_ = true;

@@ -42,6 +42,13 @@ class NodeBoard {
     std::lock_guard<std::mutex> l(mu_);
     view_ = std::move(v);
   }
+  // Changes the view in place (`change(NodeView&)` under the lock): readers see all of the
+  // change or none of it.
+  template <class Change>
+  void update(Change&& change) {
+    std::lock_guard<std::mutex> l(mu_);
+    change(view_);
+  }
   // While a long action runs (a restore, a clone, a start with a long recovery) the loop is
   // busy but alive, as Patroni's is while its async executor works: the state it reports and
   // the next run /liveness judges are kept current without a whole new view.
