@@ -36,5 +36,33 @@ TEST(NodeBoard, HeartbeatRefreshesStateAndNextRunOnly) {
   EXPECT_EQ(board.read().next_scheduled_run, 100);
 }
 
+TEST(NodeBoard, UpdateChangesOnlyWhatItAssigns) {
+  NodeBoard board;
+  NodeView v;
+  v.name = "node1";
+  v.role = "replica";
+  v.api_url = "http://127.0.0.1:8008/patroni";
+  v.next_scheduled_run = 100;
+  board.publish(v);
+
+  // The next cycle assigns in place: what it sets changes, the rest stays as published.
+  board.update([](NodeView& view) {
+    view.role = "master";
+    view.is_leader = true;
+    view.next_scheduled_run = 102;
+  });
+  NodeView seen = board.read();
+  EXPECT_EQ(seen.role, "master");
+  EXPECT_TRUE(seen.is_leader);
+  EXPECT_EQ(seen.next_scheduled_run, 102);
+  EXPECT_EQ(seen.name, "node1");
+  EXPECT_EQ(seen.api_url, "http://127.0.0.1:8008/patroni");
+
+  // A copy read before an update is the reader's own: later updates do not reach it.
+  board.update([](NodeView& view) { view.role = "demoted"; });
+  EXPECT_EQ(seen.role, "master");
+  EXPECT_EQ(board.read().role, "demoted");
+}
+
 }  // namespace
 }  // namespace pgwarden::ha
