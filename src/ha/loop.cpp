@@ -326,6 +326,11 @@ void HaLoop::cycle() {
   });
   heartbeat_loop_wait_ = dyn_.loop_wait;
   if (long_action) {
+    // A member that is not the leader keeps its key while it clones, rewinds or starts, so
+    // the leader keeps the slot it will stream from (a standby start can wait for that very
+    // stream). A leader's lock is renewed by its cycles only.
+    const bool leader_is_me = s.dcs_ok && s.cluster->leader && s.cluster->leader->name == cfg_.name;
+    keep_member_alive_ = s.dcs_ok && !was_leader_ && !leader_is_me;
     {
       std::lock_guard<std::mutex> l(heartbeat_mu_);
       long_action_ = true;
@@ -334,6 +339,7 @@ void HaLoop::cycle() {
   }
   Outcome out = executor_.execute(d, s);
   long_action_ = false;
+  keep_member_alive_ = false;
   if (requests_ && d.drop_scheduled_restart && s.scheduled_restart)
     requests_->clear_scheduled_restart(s.scheduled_restart->at);
   if (requests_ && d.restart_request) {
@@ -436,6 +442,14 @@ void HaLoop::heartbeat_until_stopped() {
     }
     if (heartbeat_cv_.wait_for(l, std::chrono::seconds(1), [this] { return heartbeat_stop_; })) break;
     if (long_action_) board_.heartbeat(executor_.pg_state_hint(), epoch_now() + heartbeat_loop_wait_);
+    if (long_action_ && keep_member_alive_) {
+      // The lease is kept alive only as often as the TTL needs (the DCS decides); not under
+      // our lock, so the loop is never held up by a slow DCS here.
+      l.unlock();
+      if (auto st = dcs_->keep_member_alive(); !st)
+        spdlog::debug("{}: could not keep the member key alive: {}", cfg_.name, st.message());
+      l.lock();
+    }
   }
 }
 

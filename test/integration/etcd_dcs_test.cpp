@@ -162,6 +162,48 @@ TEST_F(EtcdDcs, RenewalKeepsLeaderPastTtl) {
   EXPECT_EQ(c->leader->name, "a");
 }
 
+// A member busy with a long action (a clone, a standby start) keeps its key past ttl with
+// keep_member_alive() alone, as Patroni's loop keeps touching its member meanwhile.
+TEST_F(EtcdDcs, KeepMemberAliveKeepsTheMemberKeyPastTtl) {
+  auto a = make("a", /*ttl=*/2), b = make("b");
+  ASSERT_TRUE(a->touch_member(nlohmann::json{{"state", "creating replica"}}).ok());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(a->keep_member_alive().ok());
+    std::this_thread::sleep_for(500ms);
+  }
+  auto c = b->load_cluster();
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->member("a")) << "the member key expired although it was kept alive";
+}
+
+// The leader key rides on the member's lease: keep_member_alive() must never renew it, so a
+// leader stuck in a long action loses its lock after ttl as before (and its member key).
+TEST_F(EtcdDcs, KeepMemberAliveNeverRenewsALeader) {
+  auto a = make("a", /*ttl=*/2), b = make("b");
+  ASSERT_TRUE(a->touch_member(nlohmann::json{{"state", "running"}}).ok());
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(b->load_cluster()->leader);
+  bool gone = false;
+  for (int i = 0; i < 16 && !gone; ++i) {
+    ASSERT_TRUE(a->keep_member_alive().ok());
+    std::this_thread::sleep_for(500ms);
+    gone = !b->load_cluster()->leader;
+  }
+  EXPECT_TRUE(gone) << "the leader key was kept alive past ttl";
+  EXPECT_FALSE(b->load_cluster()->member("a"));
+  // Once another member holds the lock, a's lease carries no leader key any more: its next
+  // member key is kept alive again.
+  ASSERT_TRUE(b->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->touch_member(nlohmann::json{{"state", "creating replica"}}).ok());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(a->keep_member_alive().ok());
+    ASSERT_TRUE(b->update_leader(std::nullopt).ok());
+    std::this_thread::sleep_for(500ms);
+  }
+  EXPECT_TRUE(b->load_cluster()->member("a"));
+}
+
 long keepalive_requests(int client_port) {
   return etcd_metric(client_port,
                      R"(grpc_server_started_total{grpc_method="LeaseKeepAlive",grpc_service="etcdserverpb.Lease")");

@@ -186,6 +186,36 @@ TEST_P(ThreeMembers, KilledLeaderFailsOverAndRejoinsWithRewind) {
   EXPECT_GE(history.size(), 1u);
 }
 
+// A replica busy with a long action (here a clone method that takes longer than ttl, then
+// fails over to basebackup) keeps its member key, so the leader keeps the slot made for it.
+// On etcd the key would otherwise expire after ttl and the leader drop the slot.
+TEST_P(ThreeMembers, MemberBusyLongerThanTtlKeepsItsKeyAndSlot) {
+  if (GetParam() != "etcd") GTEST_SKIP() << "only etcd member keys expire (Kubernetes members are pods)";
+  TempDir scripts;
+  const std::string started = scripts.file("slow.started");
+  const std::string script = scripts.file("slow_clone.sh");
+  write_file(script, "#!/bin/sh\ntouch " + started + "\nsleep 18\necho 'slow clone gave up' >&2\nexit 1\n", 0755);
+  start(2, [&](MemberOptions& o) {
+    o.postgresql_yaml = "  create_replica_methods:\n    - slow_clone\n    - basebackup\n"
+                        "  slow_clone:\n    command: " + script + "\n";
+  });
+  ASSERT_TRUE(wait_until([&] { return file_exists(started); }, 90s)) << logs();
+  const auto t0 = std::chrono::steady_clock::now();
+  PgwardenMember* l = leader();
+  ASSERT_TRUE(l) << logs();
+  PgwardenMember* replica = members[0].get() == l ? members[1].get() : members[0].get();
+  const std::string slot_query =
+      "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + replica->options().name + "'";
+  // Past ttl (10 s) and a few leader cycles after it: key and slot still there.
+  std::this_thread::sleep_until(t0 + 14s);
+  EXPECT_EQ(l->sql(slot_query), "1") << logs();
+  EXPECT_NE(patronictl(l, "list").find(replica->options().name), std::string::npos) << logs();
+  // The clone then falls back to basebackup and streams through that slot.
+  EXPECT_TRUE(wait_until([&] { return streaming_replicas(l) == 1; }, 90s)) << logs();
+  EXPECT_EQ(l->sql("SELECT active::text FROM pg_replication_slots WHERE slot_name = '" + replica->options().name + "'"),
+            "true");
+}
+
 TEST_P(ThreeMembersFull, KilledLeaderRejoinsByRecloneWithoutRewind) {
   start(3, [](MemberOptions& o) { o.use_pg_rewind = false; });
   PgwardenMember* old = wait_for_cluster(2);

@@ -38,6 +38,15 @@ class Dcs {
   // so it disappears when we stop renewing.
   virtual Status touch_member(const nlohmann::json& data) = 0;
 
+  // Keeps this member's key from expiring while the HA loop is busy with a long action (a
+  // clone, a rewind, a standby start that must stream before it accepts connections), as
+  // Patroni's loop keeps touching its member while its async executor works: without it the
+  // key would expire after ttl and the leader would drop the replication slot the member is
+  // about to stream from. Never renews a leader lock (a busy leader keeps the usual expiry);
+  // callable from another thread than the HA loop's. Backends whose member data does not
+  // expire (Kubernetes pods) do nothing.
+  virtual Status keep_member_alive() { return Status::Ok(); }
+
   // Creates the leader key with our name only if absent, bound to a lease of `ttl`.
   // kConflict if somebody holds it.
   virtual Status attempt_to_acquire_leader() = 0;

@@ -66,6 +66,8 @@ class HaLoop {
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> long_action_{false};
+  // During this long action the heartbeat also keeps our member key alive (never a leader's).
+  std::atomic<bool> keep_member_alive_{false};
   std::atomic<int> heartbeat_loop_wait_{10};  // dyn_.loop_wait for the heartbeat thread
   std::mutex heartbeat_mu_;
   std::condition_variable heartbeat_cv_;

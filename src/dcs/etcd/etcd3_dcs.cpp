@@ -88,6 +88,7 @@ Result<SharedCluster> Etcd3Dcs::load_shared_cluster() {
   if (c.leader && c.leader->name == name_ && lease_ != 0 && c.leader->session != session_of(lease_))
     spdlog::warn("I am the leader but not owner of the lease");
   view_revision_ = cache_.revision();
+  if (c.leader && c.leader->name != name_) leader_on_lease_ = false;  // another member holds it
   if (c.leader && c.leader->name == name_ && lease_ != 0 && c.leader->session == session_of(lease_))
     start_early_keepalive_locked();
   return SharedCluster(cluster_);
@@ -191,6 +192,15 @@ Status Etcd3Dcs::touch_member(const json& data) {
   return Status::Ok();
 }
 
+Status Etcd3Dcs::keep_member_alive() {
+  std::lock_guard lk(mu_);
+  // The leader key rides on the same lease: only the HA cycle renews a leader, so a leader
+  // stuck in a long action still loses its lock after ttl.
+  const bool view_says_leader = cluster_ && cluster_->leader && cluster_->leader->name == name_;
+  if (lease_ == 0 || leader_on_lease_ || view_says_leader) return Status::Ok();
+  return refresh_lease_locked(false);
+}
+
 Status Etcd3Dcs::attempt_to_acquire_leader() {
   std::lock_guard lk(mu_);
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -207,7 +217,10 @@ Status Etcd3Dcs::attempt_to_acquire_leader() {
       }
       return t.status();
     }
-    if (t->succeeded) return Status::Ok();
+    if (t->succeeded) {
+      leader_on_lease_ = true;
+      return Status::Ok();
+    }
     auto kv = ranged_kv(*t);
     spdlog::info("Could not take out TTL lock");
     return Status::Conflict("leader key is held by " + (kv ? kv->value : std::string("another member")));
@@ -235,7 +248,10 @@ Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
   if (!t.ok()) return t.status();
   if (!t->succeeded) {
     auto kv = ranged_kv(*t);
-    if (kv && kv->value != name_) return Status::Conflict("leader key is held by " + kv->value);
+    if (kv && kv->value != name_) {
+      leader_on_lease_ = false;
+      return Status::Conflict("leader key is held by " + kv->value);
+    }
     // Still ours but on another lease (the TTL changed or the lease was re-granted), or the
     // key just expired and nobody took it yet: rebind it to our lease, atomically.
     json cmp = kv ? json::array({EtcdClient::cmp_value(leader, name_)})
@@ -248,9 +264,11 @@ Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
     }
     if (!t2->succeeded) {
       auto other = ranged_kv(*t2);
+      leader_on_lease_ = false;
       return Status::Conflict("leader key is held by " + (other ? other->value : std::string("nobody")));
     }
   }
+  leader_on_lease_ = true;
   if (last_lsn) {
     // Leadership is confirmed; a lost status write only delays replicas' view of the LSN.
     if (auto s = write_status_locked(*last_lsn); !s.ok()) spdlog::warn("could not write status: {}", s.message());
@@ -276,8 +294,12 @@ Status Etcd3Dcs::delete_leader(std::optional<int64_t> last_lsn) {
   if (!t.ok()) return t.status();
   if (!t->succeeded) {
     auto kv = ranged_kv(*t);
-    if (kv) return Status::Conflict("leader key is held by " + kv->value);
+    if (kv) {
+      leader_on_lease_ = false;
+      return Status::Conflict("leader key is held by " + kv->value);
+    }
   }
+  leader_on_lease_ = false;
   if (cluster_ && cluster_->leader) {
     auto view = std::make_shared<Cluster>(*cluster_);
     view->leader.reset();

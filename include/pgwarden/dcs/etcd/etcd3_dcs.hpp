@@ -37,6 +37,7 @@ class Etcd3Dcs final : public Dcs {
   Result<SharedCluster> load_shared_cluster() override;
   Result<Cluster> peek_cluster() override;
   Status touch_member(const nlohmann::json& data) override;
+  Status keep_member_alive() override;
   Status attempt_to_acquire_leader() override;
   Status update_leader(std::optional<int64_t> last_lsn) override;
   Status delete_leader(std::optional<int64_t> last_lsn) override;
@@ -107,6 +108,9 @@ class Etcd3Dcs final : public Dcs {
   std::shared_ptr<const Cluster> cluster_; // last load_cluster(), with our own writes since
   int64_t view_revision_ = 0;              // revision that view is complete up to
   std::optional<int64_t> last_status_;     // optime of the last status document we wrote
+  // We may have put the leader key on our lease (acquired or renewed it, and neither released
+  // nor lost it since): keep_member_alive() must not renew that lease.
+  bool leader_on_lease_ = false;
 
   // The cluster prefix as etcd last reported it. `cache_live_`: the open watch stream started
   // right after the range read that filled it, so the cache is complete and load_cluster()
