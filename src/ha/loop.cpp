@@ -137,6 +137,15 @@ LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
   return l;
 }
 
+namespace {
+
+// PostgreSQL needs a restart for a setting: by our own comparison or by its own word.
+bool restart_pending(const LocalPostgres& local, const std::optional<postgres::PgState>& st) {
+  return local.pending_restart || (st && st->pending_restart);
+}
+
+}  // namespace
+
 std::string HaLoop::api_url() const {
   std::string api = cfg_.restapi.connect_address.empty() ? cfg_.restapi.listen.to_string()
                                                            : cfg_.restapi.connect_address;
@@ -162,7 +171,7 @@ nlohmann::json HaLoop::member_data(const LocalPostgres& local, const std::option
   if (!cfg_.tags_json.empty()) d["tags"] = cfg_.tags_json;
   // As Patroni: `patronictl pause --wait` looks for it in every member's data.
   if (dyn_.pause) d["pause"] = true;
-  if (local.pending_restart || (st && st->pending_restart)) d["pending_restart"] = true;
+  if (restart_pending(local, st)) d["pending_restart"] = true;
   if (requests_) {
     if (auto sr = requests_->scheduled_restart()) d["scheduled_restart"] = scheduled_restart_json(*sr, false);
   }
@@ -176,7 +185,7 @@ const nlohmann::json& HaLoop::member_document(const LocalPostgres& local, const 
   in.running = local.running;
   in.query_ok = local.query_ok;
   in.pause = dyn_.pause;
-  in.pending_restart = local.pending_restart || (st && st->pending_restart);
+  in.pending_restart = restart_pending(local, st);
   in.wal_position = local.wal_position;
   in.timeline = local.timeline;
   in.role = role;
@@ -214,7 +223,7 @@ void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<p
     if (v.tags != cfg_.tags_json) v.tags = cfg_.tags_json;
     v.api_url = api_url_;
     v.conn_url = conn_url_;
-    v.pending_restart = s.pg.pending_restart || (st && st->pending_restart);
+    v.pending_restart = restart_pending(s.pg, st);
     v.last_decision = d.reason;
     v.problem = d.problem;
   });

@@ -290,6 +290,7 @@ class Connection {
 
  private:
   Status connected() {
+    seen_empty_ = false;  // what was seen of an earlier socket says nothing about this one
     error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
     socket_.non_blocking(true, ec);
