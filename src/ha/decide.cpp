@@ -277,6 +277,8 @@ Decision decide_running(const Snapshot& s) {
   if (primary) return make({Action::kDemote}, "replica", "demoting: " + c.leader->name + " holds the leader lock");
   if (s.following != c.leader->name)
     return make({Action::kFollow}, "replica", "following new leader " + c.leader->name);
+  if (!s.pg.query_ok)
+    return make({}, "replica", "PostgreSQL is still starting up as a standby; following leader " + c.leader->name);
   return make({}, "replica", "no action: following leader " + c.leader->name);
 }
 

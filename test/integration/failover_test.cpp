@@ -216,6 +216,48 @@ TEST_P(ThreeMembers, MemberBusyLongerThanTtlKeepsItsKeyAndSlot) {
             "true");
 }
 
+// A standby slower to start than pg_ctl_timeout (here each WAL fetch first runs a
+// restore_command that sleeps 12 s) has not failed to start: as in Patroni, the loop stops
+// waiting after pg_ctl_timeout, goes on cycling with the member "starting", and fires
+// on_start once PostgreSQL answers. Before, the loop waited up to primary_start_timeout.
+TEST_P(ThreeMembers, StandbySlowerThanPgCtlTimeoutDoesNotHoldTheLoop) {
+  if (GetParam() != "etcd") GTEST_SKIP() << "the start path is the same on every DCS";
+  TempDir scripts;
+  start(2, [&](MemberOptions& o) {
+    o.postgresql_yaml = "  pg_ctl_timeout: 10\n  recovery_conf:\n    restore_command: 'sleep 8; false'\n";
+    o.callback = scripts.file("cb_" + o.name + ".sh");
+    write_file(o.callback, "#!/bin/sh\necho \"$1 $2\" >> " + scripts.file(o.name + ".callbacks") + "\n", 0755);
+  });
+  PgwardenMember* replica = nullptr;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (auto& m : members)
+          if (m->log().find("still starting up as a standby after 10 s") != std::string::npos) replica = m.get();
+        return replica != nullptr;
+      },
+      120s))
+      << logs();
+  // The loop runs while PostgreSQL is still starting: the member says so.
+  auto doc = nlohmann::json::parse(replica->get("/patroni").body, nullptr, false);
+  EXPECT_EQ(doc.value("state", ""), "starting") << replica->get("/patroni").body;
+  EXPECT_TRUE(wait_until(
+      [&] { return replica->log().find("PostgreSQL is still starting up as a standby; following leader") != std::string::npos; },
+      10s))
+      << logs();
+  PgwardenMember* l = leader();
+  ASSERT_TRUE(l) << logs();
+  EXPECT_TRUE(wait_until([&] { return streaming_replicas(l) == 1; }, 90s)) << logs();
+  EXPECT_TRUE(wait_until([&] { return replica->log().find("PostgreSQL has started as a standby") != std::string::npos; }, 10s))
+      << logs();
+  EXPECT_TRUE(wait_until(
+      [&] { return nlohmann::json::parse(replica->get("/patroni").body, nullptr, false).value("state", "") == "running"; },
+      10s));
+  // on_start fired once, for the replica, after the wait had ended.
+  EXPECT_TRUE(wait_until([&] { return file_exists(scripts.file(replica->options().name + ".callbacks")); }, 10s));
+  EXPECT_EQ(count_of(read_file(scripts.file(replica->options().name + ".callbacks")), "on_start replica"), 1u)
+      << read_file(scripts.file(replica->options().name + ".callbacks"));
+}
+
 TEST_P(ThreeMembersFull, KilledLeaderRejoinsByRecloneWithoutRewind) {
   start(3, [](MemberOptions& o) { o.use_pg_rewind = false; });
   PgwardenMember* old = wait_for_cluster(2);

@@ -59,6 +59,7 @@ class Executor {
   Status wait_for_end_of_recovery();
   Status start(bool as_primary, const Snapshot& s);
   Status start(bool as_primary, const Snapshot& s, std::chrono::milliseconds timeout, const char* callback);
+  void settle_pending_start(const Snapshot& s);
   Status write_config(bool as_primary, const Snapshot& s);
   Status restart(const Snapshot& s, int timeout_seconds);
   Status reinitialize(const Snapshot& s);
@@ -90,6 +91,8 @@ class Executor {
   // A custom bootstrap started PostgreSQL with hot_standby off for its recovery.
   bool restart_after_bootstrap_ = false;
   std::string following_;
+  // The callback of a standby start still under way when its wait ended; empty: none.
+  std::string pending_start_callback_;
   bool rewind_failed_ = false;
   double replica_retry_after_ = 0;
   // What the configuration files were last written from.

@@ -158,6 +158,13 @@ const Row kRows[] = {
      [](Snapshot& s) { other_leader(s); as_replica(s); s.following = "node2"; }, {}, "replica"},
     {"ReplicaFollowsNewLeader", [](Snapshot& s) { other_leader(s); as_replica(s); s.following = "node3"; },
      {A::kFollow}, "replica"},
+    // A standby start the executor stopped waiting for (pg_ctl_timeout): PostgreSQL runs but
+    // does not answer yet. It is left to start; a new leader is followed all the same.
+    {"StandbyStillStartingIsLeftToStart",
+     [](Snapshot& s) { other_leader(s); as_replica(s); s.pg.query_ok = false; s.following = "node2"; }, {}, "replica"},
+    {"StandbyStillStartingFollowsNewLeader",
+     [](Snapshot& s) { other_leader(s); as_replica(s); s.pg.query_ok = false; s.following = "node3"; },
+     {A::kFollow}, "replica"},
     {"FormerPrimaryRewindsBeforeJoining",
      [](Snapshot& s) { stopped(s); other_leader(s); s.pg.former_primary = true; s.use_pg_rewind = true; },
      {A::kRewind, A::kStartReplica}, "replica"},
