@@ -1,6 +1,7 @@
 // pg_rewind with its preconditions: rewindable cluster, clean shutdown (single-user crash
 // recovery when needed), a source that is a checkpointed primary.
 #include "pgwarden/postgres/rewind.hpp"
+#include "pgwarden/postgres/rewind_wal.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -228,6 +229,7 @@ Status rewind(const config::Config& cfg, const util::Environment& env, const std
   std::string config_dir = cfg.postgresql.config_dir.empty() ? dd : cfg.postgresql.config_dir;
   auto saved = config_dir == dd ? save_config_files(dd) : std::map<std::string, std::string>{};
 
+  RewindWalStash wal_stash(dd);  // see rewind_wal.hpp
   spdlog::info("running pg_rewind from {}", dsn);
   auto r = util::run({{prog, "--target-pgdata=" + dd, "--source-server=" + dsn}, e, std::nullopt}, kRewindTimeout);
   auto restored = restore_config_files(dd, saved);
@@ -236,6 +238,16 @@ Status rewind(const config::Config& cfg, const util::Environment& env, const std
     return Status::Failed("pg_rewind exited with code " + std::to_string(r->exit_code) + ": " + tail(r->output, 4000));
   if (!restored) return restored;
   spdlog::info("pg_rewind succeeded: {}", trim(tail(r->output, 500)));
+  uint64_t segment_size = 0;
+  try {
+    segment_size = std::stoull(control_data_map(cfg, env)["Bytes per WAL segment"]);
+  } catch (const std::exception&) {
+  }
+  if (auto back = wal_stash.put_back(segment_size); !back.empty()) {
+    std::string names;
+    for (const auto& n : back) names += (names.empty() ? "" : ", ") + n;
+    spdlog::warn("pg_rewind removed WAL from the redo point on that the source no longer has; put back: {}", names);
+  }
   return Status::Ok();
 }
 

@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "pgwarden/postgres/postgres.hpp"
 #include "pgwarden/postgres/recovery.hpp"
@@ -389,6 +390,75 @@ TEST_F(ReplicaIntegration, RewindDivergedFormerPrimaryAfterCrash) {
   ASSERT_TRUE(test::wait_until(
       [&] { return query_one(local(acfg), "SELECT count(*) FROM pg_class WHERE relname = 'on_new_primary'") == "1"; },
       30s));
+}
+
+// The last common checkpoint spans a segment switch (its redo point in one segment, its record
+// in the next) and the promoted source has recycled the redo segment: pg_rewind keeps only
+// the target's segments from the checkpoint record on and removes the redo segment, which
+// then exists nowhere, and the rewound standby would wait for it forever. rewind() puts it
+// back from the target's own copy (see rewind_wal.hpp).
+TEST_F(ReplicaIntegration, RewindKeepsTheRedoSegmentTheSourceRecycled) {
+  auto acfg = member("node-a");
+  Postgres a(acfg, env_);
+  // A spread checkpoint of about 3 s (checkpoint_timeout 300 s x 0.01).
+  ASSERT_NO_FATAL_FAILURE(bring_up_primary(a, {{"checkpoint_completion_target", "0.01"}}));
+  auto bcfg = member("node-b");
+  ASSERT_TRUE(sync_physical_slots(a, {"node_b"}));
+  auto method = create_replica(bcfg, env_, CloneSource{a.connection_url(), ""});
+  ASSERT_TRUE(method) << method.status().message();
+  Postgres b(bcfg, env_);
+  ASSERT_NO_FATAL_FAILURE(start_standby(b, a.connection_url()));
+  ASSERT_TRUE(wait_streaming(a, "node-b"));
+
+  // Dirty buffers for the checkpoint to spread, then a non-fast backup start (a spread
+  // checkpoint) with a segment switch while it runs.
+  // (INSERT, not CREATE TABLE AS, whose bulk-write ring writes its own buffers out.)
+  ASSERT_TRUE(a.execute("CREATE TABLE filler (g int, pad text)"));
+  ASSERT_TRUE(a.execute("INSERT INTO filler SELECT g, repeat('x', 400) FROM generate_series(1, 12000) g"));
+  PGconn* backup = PQconnectdb(local(acfg).c_str());
+  ASSERT_EQ(PQstatus(backup), CONNECTION_OK) << PQerrorMessage(backup);
+  ASSERT_EQ(PQsendQuery(backup, "SELECT pg_backup_start('spread', false)"), 1);
+  std::this_thread::sleep_for(500ms);
+  // (The backup start switched segments itself: something must be written before ours can.)
+  ASSERT_TRUE(a.execute("CREATE TABLE before_switch AS SELECT 1 AS x"));
+  ASSERT_TRUE(a.execute("SELECT pg_switch_wal()"));
+  ASSERT_TRUE(a.execute("CREATE TABLE after_switch AS SELECT 1 AS x"));
+  while (PGresult* r = PQgetResult(backup)) PQclear(r);
+  PGresult* stop = PQexec(backup, "SELECT lsn FROM pg_backup_stop(false)");
+  EXPECT_EQ(PQresultStatus(stop), PGRES_TUPLES_OK) << PQerrorMessage(backup);
+  PQclear(stop);
+  PQfinish(backup);
+  const auto redo_file = query_one(local(acfg), "SELECT redo_wal_file FROM pg_control_checkpoint()");
+  const auto record_file = query_one(local(acfg), "SELECT pg_walfile_name(checkpoint_lsn) FROM pg_control_checkpoint()");
+  ASSERT_TRUE(redo_file && record_file);
+  ASSERT_NE(*redo_file, *record_file) << "the checkpoint ended before the switch: no spanning checkpoint to test";
+  ASSERT_TRUE(wait_streaming(a, "node-b"));
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        return query_one(local(bcfg), "SELECT count(*) FROM pg_class WHERE relname = 'after_switch'") == "1";
+      },
+      30s));
+
+  // Failover to B, which makes A's slot at once, as the HA loop does: it keeps B's WAL from the
+  // promotion on, not the older redo segment, which B's checkpoint then recycles.
+  auto st = b.promote(60s);
+  ASSERT_TRUE(st) << st.message();
+  ASSERT_TRUE(sync_physical_slots(b, {"node_a"}));
+  ASSERT_TRUE(a.execute("CREATE TABLE diverged AS SELECT 1 AS x"));
+  ASSERT_TRUE(b.execute("SELECT pg_switch_wal()"));
+  ASSERT_TRUE(b.execute("CREATE TABLE on_new_primary AS SELECT 1 AS x"));
+  ASSERT_TRUE(b.execute("CHECKPOINT"));
+  EXPECT_EQ(query_one(local(bcfg), "SELECT count(*) FROM pg_ls_waldir() WHERE name = '" + *redo_file + "'"), "0")
+      << "the source still has the redo segment: the case is not reproduced";
+  ASSERT_TRUE(a.stop("immediate", 60s));
+
+  st = rewind(acfg, env_, b.connection_url());
+  ASSERT_TRUE(st) << st.message();
+  EXPECT_TRUE(fs::exists(acfg.postgresql.data_dir + "/pg_wal/" + *redo_file)) << "the redo segment was not put back";
+  Postgres a2(acfg, env_);
+  ASSERT_NO_FATAL_FAILURE(start_standby(a2, b.connection_url()));
+  ASSERT_TRUE(wait_streaming(b, "node-a"));
+  EXPECT_EQ(query_one(local(acfg), "SELECT count(*) FROM pg_class WHERE relname = 'diverged'"), "0");
 }
 
 TEST_F(ReplicaIntegration, RewindRefusesRunningOrUnrewindableClusters) {
