@@ -123,6 +123,17 @@ class ReplicaIntegration : public ::testing::Test {
     ASSERT_TRUE(st) << st.message();
   }
 
+  // `a` a primary (with `extra` parameters), `b` its standby: a base backup, b's slot on a,
+  // streaming.
+  void primary_and_standby(Postgres& a, Postgres& b, const json& extra = json::object()) {
+    ASSERT_NO_FATAL_FAILURE(bring_up_primary(a, extra));
+    ASSERT_TRUE(sync_physical_slots(a, {slot_name_from_member_name(b.config().name)}));
+    auto method = create_replica(b.config(), env_, CloneSource{a.connection_url(), ""});
+    ASSERT_TRUE(method) << method.status().message();
+    ASSERT_NO_FATAL_FAILURE(start_standby(b, a.connection_url()));
+    ASSERT_TRUE(wait_streaming(a, b.config().name));
+  }
+
   // Until `primary` shows `name` streaming in pg_stat_replication.
   bool wait_streaming(const Postgres& primary, const std::string& name) {
     return test::wait_until(
@@ -354,15 +365,9 @@ TEST_F(ReplicaIntegration, SyncPhysicalSlots) {
 
 TEST_F(ReplicaIntegration, RewindDivergedFormerPrimaryAfterCrash) {
   auto acfg = member("node-a");
-  Postgres a(acfg, env_);
-  ASSERT_NO_FATAL_FAILURE(bring_up_primary(a));
   auto bcfg = member("node-b");
-  ASSERT_TRUE(sync_physical_slots(a, {"node_b"}));
-  auto method = create_replica(bcfg, env_, CloneSource{a.connection_url(), ""});
-  ASSERT_TRUE(method) << method.status().message();
-  Postgres b(bcfg, env_);
-  ASSERT_NO_FATAL_FAILURE(start_standby(b, a.connection_url()));
-  ASSERT_TRUE(wait_streaming(a, "node-b"));
+  Postgres a(acfg, env_), b(bcfg, env_);
+  ASSERT_NO_FATAL_FAILURE(primary_and_standby(a, b));
 
   // Failover to B while A keeps writing: the timelines diverge.
   auto st = b.promote(60s);
@@ -399,16 +404,10 @@ TEST_F(ReplicaIntegration, RewindDivergedFormerPrimaryAfterCrash) {
 // back from the target's own copy (see rewind_wal.hpp).
 TEST_F(ReplicaIntegration, RewindKeepsTheRedoSegmentTheSourceRecycled) {
   auto acfg = member("node-a");
-  Postgres a(acfg, env_);
-  // A spread checkpoint of about 3 s (checkpoint_timeout 300 s x 0.01).
-  ASSERT_NO_FATAL_FAILURE(bring_up_primary(a, {{"checkpoint_completion_target", "0.01"}}));
   auto bcfg = member("node-b");
-  ASSERT_TRUE(sync_physical_slots(a, {"node_b"}));
-  auto method = create_replica(bcfg, env_, CloneSource{a.connection_url(), ""});
-  ASSERT_TRUE(method) << method.status().message();
-  Postgres b(bcfg, env_);
-  ASSERT_NO_FATAL_FAILURE(start_standby(b, a.connection_url()));
-  ASSERT_TRUE(wait_streaming(a, "node-b"));
+  Postgres a(acfg, env_), b(bcfg, env_);
+  // A spread checkpoint of about 3 s (checkpoint_timeout 300 s x 0.01).
+  ASSERT_NO_FATAL_FAILURE(primary_and_standby(a, b, {{"checkpoint_completion_target", "0.01"}}));
 
   // Dirty buffers for the checkpoint to spread, then a non-fast backup start (a spread
   // checkpoint) with a segment switch while it runs.
