@@ -258,8 +258,18 @@ Status Executor::rewind(const Snapshot& s) {
   std::string url = leader_conn_url(s);
   if (url.empty()) return Status::Unavailable("leader has no connection URL yet");
   if (auto st = pg_.write_pgpass(); !st) return st;
+  // With a restore_command (a WAL archive), pg_rewind may fetch the target's own WAL that
+  // pg_wal no longer has; it reads the command from the configuration files, so these are
+  // written for the standby this member becomes first (recovery settings are ignored until
+  // standby.signal is back).
+  const nlohmann::json params = parameters_for(false, s);
+  const auto rc = params.find("restore_command");
+  const bool restore_target_wal = rc != params.end() && rc->is_string() && !rc->get<std::string>().empty();
+  if (restore_target_wal) {
+    if (auto st = write_config(false, s); !st) return st;
+  }
   set_state("rewinding");
-  auto st = postgres::rewind(cfg_, pg_env_, url);
+  auto st = postgres::rewind(cfg_, pg_env_, url, restore_target_wal);
   set_state("stopped");
   if (!st) {
     // A source that cannot be reached or is not promoted yet (right after a switchover) is

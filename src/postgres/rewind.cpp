@@ -197,7 +197,8 @@ std::string rewind_source_conninfo(const config::Config& cfg, const std::string&
   return dsn + " target_session_attrs=read-write";
 }
 
-Status rewind(const config::Config& cfg, const util::Environment& env, const std::string& source_conn_url) {
+Status rewind(const config::Config& cfg, const util::Environment& env, const std::string& source_conn_url,
+              bool restore_target_wal) {
   Postgres pg(cfg, env);
   const std::string& dd = cfg.postgresql.data_dir;
   if (pg.is_running()) return Status::Conflict("cannot run pg_rewind: PostgreSQL is running in " + dd);
@@ -230,8 +231,13 @@ Status rewind(const config::Config& cfg, const util::Environment& env, const std
   auto saved = config_dir == dd ? save_config_files(dd) : std::map<std::string, std::string>{};
 
   RewindWalStash wal_stash(dd);  // see rewind_wal.hpp
-  spdlog::info("running pg_rewind from {}", dsn);
-  auto r = util::run({{prog, "--target-pgdata=" + dd, "--source-server=" + dsn}, e, std::nullopt}, kRewindTimeout);
+  spdlog::info("running pg_rewind from {}{}", dsn, restore_target_wal ? " with --restore-target-wal" : "");
+  std::vector<std::string> argv{prog, "--target-pgdata=" + dd, "--source-server=" + dsn};
+  if (restore_target_wal) {
+    argv.push_back("--restore-target-wal");
+    if (config_dir != dd) argv.push_back("--config-file=" + config_dir + "/postgresql.conf");
+  }
+  auto r = util::run({argv, e, std::nullopt}, kRewindTimeout);
   auto restored = restore_config_files(dd, saved);
   if (!r) return Status::Failed("pg_rewind could not be started: " + r.status().message());
   if (r->exit_code != 0)

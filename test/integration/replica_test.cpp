@@ -460,6 +460,53 @@ TEST_F(ReplicaIntegration, RewindKeepsTheRedoSegmentTheSourceRecycled) {
   EXPECT_EQ(query_one(local(acfg), "SELECT count(*) FROM pg_class WHERE relname = 'diverged'"), "0");
 }
 
+// The former primary ran on after the timelines diverged and its checkpoints recycled the
+// WAL from the last common checkpoint: pg_rewind cannot read it in pg_wal. With the archive's
+// restore_command in the configuration, rewind(..., restore_target_wal) lets pg_rewind fetch
+// it (--restore-target-wal), as Patroni does when a restore_command is set.
+TEST_F(ReplicaIntegration, RewindFetchesRecycledTargetWalFromTheArchive) {
+  const std::string archive = dir_.file("archive");
+  fs::create_directory(archive);
+  const json archiving{{"archive_mode", "on"},
+                       {"archive_command", "cp %p " + archive + "/%f"},
+                       {"restore_command", "cp " + archive + "/%f %p"}};
+  auto acfg = member("node-a");
+  auto bcfg = member("node-b");
+  Postgres a(acfg, env_), b(bcfg, env_);
+  ASSERT_NO_FATAL_FAILURE(primary_and_standby(a, b, archiving));
+  ASSERT_TRUE(a.execute("CREATE TABLE before_failover AS SELECT 1 AS x"));
+  ASSERT_TRUE(wait_streaming(a, "node-b"));
+  const auto common = query_one(local(acfg), "SELECT pg_walfile_name(checkpoint_lsn) FROM pg_control_checkpoint()");
+  ASSERT_TRUE(common);
+
+  auto st = b.promote(60s);
+  ASSERT_TRUE(st) << st.message();
+  ASSERT_TRUE(sync_physical_slots(b, {"node_a"}));
+  ASSERT_TRUE(b.execute("CREATE TABLE on_new_primary AS SELECT 1 AS x"));
+  // A goes on alone (no slot keeps its WAL) and archives and recycles its old segments.
+  ASSERT_TRUE(a.execute("SELECT pg_drop_replication_slot('node_b')"));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(a.execute("CREATE TABLE diverged_" + std::to_string(i) + " AS SELECT 1 AS x"));
+    auto seg = query_one(local(acfg), "SELECT pg_walfile_name(pg_current_wal_lsn())");
+    ASSERT_TRUE(seg);
+    ASSERT_TRUE(a.execute("SELECT pg_switch_wal()"));
+    ASSERT_TRUE(test::wait_until([&] { return fs::exists(archive + "/" + *seg); }, 30s)) << *seg << " not archived";
+    ASSERT_TRUE(a.execute("CHECKPOINT"));
+  }
+  EXPECT_EQ(query_one(local(acfg), "SELECT count(*) FROM pg_ls_waldir() WHERE name = '" + *common + "'"), "0")
+      << "the old primary still has the last common checkpoint's segment: the case is not reproduced";
+  ASSERT_TRUE(a.stop("immediate", 60s));
+
+  st = rewind(acfg, env_, b.connection_url());
+  EXPECT_FALSE(st) << "pg_rewind found the WAL without the archive";
+  st = rewind(acfg, env_, b.connection_url(), /*restore_target_wal=*/true);
+  ASSERT_TRUE(st) << st.message();
+  Postgres a2(acfg, env_);
+  ASSERT_NO_FATAL_FAILURE(start_standby(a2, b.connection_url()));
+  ASSERT_TRUE(wait_streaming(b, "node-a"));
+  EXPECT_EQ(query_one(local(acfg), "SELECT count(*) FROM pg_class WHERE relname LIKE 'diverged%'"), "0");
+}
+
 TEST_F(ReplicaIntegration, RewindRefusesRunningOrUnrewindableClusters) {
   auto acfg = member("node-a");
   acfg.bootstrap.initdb = json::array({{{"encoding", "UTF8"}}});  // no checksums

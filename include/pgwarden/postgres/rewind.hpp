@@ -38,6 +38,11 @@ std::string rewind_source_conninfo(const config::Config& cfg, const std::string&
 // pg_rewind copies the source's configuration files: postgresql.conf, postgresql.base.conf,
 // pg_hba.conf and pg_ident.conf of the target are put back afterwards. The caller then writes
 // standby.signal and the recovery parameters and starts it as a standby.
-Status rewind(const config::Config& cfg, const util::Environment& env, const std::string& source_conn_url);
+// `restore_target_wal`: the target's configuration files carry a restore_command (the caller
+// wrote them); pg_rewind then fetches target WAL that pg_wal no longer has with it
+// (--restore-target-wal, and --config-file when the configuration lives outside the data
+// directory), as Patroni does when a restore_command is configured.
+Status rewind(const config::Config& cfg, const util::Environment& env, const std::string& source_conn_url,
+              bool restore_target_wal = false);
 
 }  // namespace pgwarden::postgres
