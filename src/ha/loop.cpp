@@ -39,6 +39,13 @@ HaLoop::HaLoop(config::Config cfg, util::Environment pg_env, util::Environment d
       executor_(cfg_, pg_env_, *dcs_, pg_, callbacks_),
       dyn_(cfg_.dynamic) {
   executor_.set_stop_check([this] { return stop_.load(); });
+  // Who we are is known before the first cycle ends: a REST reader during a long first action
+  // (a clone, a standby start) gets our name and scope (GET /cluster reads the DCS afresh and
+  // names the scope from the view).
+  board_.update([this](NodeView& v) {
+    v.name = cfg_.name;
+    v.scope = cfg_.scope;
+  });
 }
 
 HaLoop::~HaLoop() = default;

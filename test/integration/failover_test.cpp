@@ -55,17 +55,22 @@ class ThreeMembers : public ::testing::TestWithParam<std::string> {
   }
 
   void start(int n = 3, const std::function<void(MemberOptions&)>& tweak = {}) {
-    for (int i = 1; i <= n; ++i) {
-      MemberOptions o;
-      o.index = i;
-      o.name = "node" + std::to_string(i);
-      o.ttl = 10;
-      o.loop_wait = 2;
-      o.retry_timeout = 4;
-      if (tweak) tweak(o);
-      members.push_back(std::make_unique<PgwardenMember>(*dcs, o));
-    }
+    for (int i = 1; i <= n; ++i) add(i, tweak, false);
     for (auto& m : members) m->start();
+  }
+
+  // Member `i` (node<i>, ttl=10, loop_wait=2, retry_timeout=4), started unless told not to.
+  PgwardenMember* add(int i, const std::function<void(MemberOptions&)>& tweak = {}, bool run = true) {
+    MemberOptions o;
+    o.index = i;
+    o.name = "node" + std::to_string(i);
+    o.ttl = 10;
+    o.loop_wait = 2;
+    o.retry_timeout = 4;
+    if (tweak) tweak(o);
+    members.push_back(std::make_unique<PgwardenMember>(*dcs, o));
+    if (run) members.back()->start();
+    return members.back().get();
   }
 
   PgwardenMember* leader() {
@@ -198,21 +203,28 @@ TEST_P(ThreeMembers, MemberBusyLongerThanTtlKeepsItsKeyAndSlot) {
   const std::string started = scripts.file("slow.started");
   const std::string script = scripts.file("slow_clone.sh");
   write_file(script, "#!/bin/sh\ntouch " + started + "\nsleep 18\necho 'slow clone gave up' >&2\nexit 1\n", 0755);
-  start(2, [&](MemberOptions& o) {
+  auto slow = [&](MemberOptions& o) {
     o.postgresql_yaml = "  create_replica_methods:\n    - slow_clone\n    - basebackup\n"
                         "  slow_clone:\n    command: " + script + "\n";
-  });
+  };
+  start(1, slow);
+  ASSERT_TRUE(wait_until([&] { return leader() != nullptr; }, 90s)) << logs();
+  PgwardenMember* l = leader();
+  // The replica joins an initialized cluster: its very first cycle is the slow clone.
+  PgwardenMember* replica = add(2, slow);
   ASSERT_TRUE(wait_until([&] { return file_exists(started); }, 90s)) << logs();
   const auto t0 = std::chrono::steady_clock::now();
-  PgwardenMember* l = leader();
-  ASSERT_TRUE(l) << logs();
-  PgwardenMember* replica = members[0].get() == l ? members[1].get() : members[0].get();
   const std::string slot_query =
       "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + replica->options().name + "'";
   // Past ttl (10 s) and a few leader cycles after it: key and slot still there.
   std::this_thread::sleep_until(t0 + 14s);
   EXPECT_EQ(l->sql(slot_query), "1") << logs();
   EXPECT_NE(patronictl(l, "list").find(replica->options().name), std::string::npos) << logs();
+  // Its REST API names the scope although its first cycle has not ended yet.
+  auto doc = nlohmann::json::parse(replica->get("/cluster").body, nullptr, false);
+  EXPECT_EQ(doc.is_object() ? doc.value("scope", "") : "", "itest") << doc.dump();
+  doc = nlohmann::json::parse(replica->get("/patroni").body, nullptr, false);
+  EXPECT_EQ(doc.is_object() ? doc["patroni"].value("scope", "") : "", "itest") << doc.dump();
   // The clone then falls back to basebackup and streams through that slot.
   EXPECT_TRUE(wait_until([&] { return streaming_replicas(l) == 1; }, 90s)) << logs();
   EXPECT_EQ(l->sql("SELECT active::text FROM pg_replication_slots WHERE slot_name = '" + replica->options().name + "'"),
