@@ -100,23 +100,23 @@ Status Executor::start(bool as_primary, const Snapshot& s) {
                std::chrono::duration_cast<std::chrono::seconds>(pg_ctl_timeout()).count());
   set_state("starting");
   following_ = s.cluster->leader ? s.cluster->leader->name : "";
-  pending_start_callback_ = "on_start";
+  start_pending_ = true;
   return Status::Ok();
 }
 
 // A standby start the loop stopped waiting for ends on a later cycle: PostgreSQL answers
 // (on_start fires now, as Patroni's check for the end of startup does) or its postmaster is gone.
 void Executor::settle_pending_start(const Snapshot& s) {
-  if (pending_start_callback_.empty()) return;
+  if (!start_pending_) return;
   if (s.pg.running && s.pg.query_ok) {
     spdlog::info("{}: PostgreSQL has started as a standby", cfg_.name);
     set_state("running");
-    callbacks_.fire(pending_start_callback_, "replica");
-    pending_start_callback_.clear();
+    callbacks_.fire("on_start", "replica");
+    start_pending_ = false;
   } else if (!s.pg.running) {
     spdlog::warn("{}: PostgreSQL stopped before its start as a standby completed (see {})", cfg_.name, pg_.log_file());
     set_state("start failed");
-    pending_start_callback_.clear();
+    start_pending_ = false;
   }
 }
 
@@ -141,7 +141,7 @@ Status Executor::start(bool as_primary, const Snapshot& s, std::chrono::millisec
 // POST /restart: a fast stop and a start in the role PostgreSQL has now, as Patroni's
 // Postgresql.restart (on_restart instead of on_stop/on_start).
 Status Executor::restart(const Snapshot& s, int timeout_seconds) {
-  pending_start_callback_.clear();  // PostgreSQL is stopped on purpose: that start is over
+  start_pending_ = false;  // PostgreSQL is stopped on purpose: that start is over
   const bool as_primary = s.pg.query_ok && !s.pg.in_recovery;
   if (pg_.is_running()) {
     set_state("restarting");
@@ -158,7 +158,7 @@ Status Executor::restart(const Snapshot& s, int timeout_seconds) {
 
 // POST /reinitialize: stop at once, keep the old data (moved aside), clone from the leader.
 Status Executor::reinitialize(const Snapshot& s) {
-  pending_start_callback_.clear();  // PostgreSQL is stopped on purpose: that start is over
+  start_pending_ = false;  // PostgreSQL is stopped on purpose: that start is over
   if (pg_.is_running()) {
     set_state("stopping");
     if (auto st = pg_.stop("immediate", std::chrono::seconds(std::max(10, s.dyn.retry_timeout))); !st) return st;
@@ -294,7 +294,7 @@ Status Executor::sync_slots(const Snapshot& s) {
 // With another leader the next cycle rejoins it (rewind or clone first: our timeline may
 // have diverged).
 Status Executor::demote(const Snapshot& s) {
-  pending_start_callback_.clear();  // PostgreSQL is stopped on purpose: that start is over
+  start_pending_ = false;  // PostgreSQL is stopped on purpose: that start is over
   set_state("stopping");
   if (auto st = pg_.stop("fast", pg_ctl_timeout()); !st) {
     spdlog::error("demote: fast stop failed ({}); stopping immediately", st.message());
@@ -322,7 +322,7 @@ Status Executor::demote(const Snapshot& s) {
 // streaming replicas before it stops; the lock is then released with the shutdown
 // checkpoint's position, which the candidate must have before it takes over.
 Status Executor::step_down() {
-  pending_start_callback_.clear();  // PostgreSQL is stopped on purpose: that start is over
+  start_pending_ = false;  // PostgreSQL is stopped on purpose: that start is over
   set_state("stopping");
   if (auto st = pg_.stop("fast", pg_ctl_timeout()); !st) {
     spdlog::error("switchover: clean stop failed ({}); keeping the lock", st.message());

@@ -209,7 +209,8 @@ Status rewind(const config::Config& cfg, const util::Environment& env, const std
   std::string dsn = rewind_source_conninfo(cfg, source_conn_url);
   if (dsn.empty()) return Status::Invalid("cannot parse the rewind source URL " + source_conn_url);
 
-  std::string state = control_data_map(cfg, env)["Database cluster state"];
+  auto control = control_data_map(cfg, env);
+  std::string state = control["Database cluster state"];
   if (state != "shut down" && state != "shut down in recovery") {
     spdlog::info("cluster state is \"{}\": crash recovery first", state);
     if (auto s = ensure_clean_shutdown(cfg, env); !s) return s;
@@ -246,7 +247,7 @@ Status rewind(const config::Config& cfg, const util::Environment& env, const std
   spdlog::info("pg_rewind succeeded: {}", trim(tail(r->output, 500)));
   uint64_t segment_size = 0;
   try {
-    segment_size = std::stoull(control_data_map(cfg, env)["Bytes per WAL segment"]);
+    segment_size = std::stoull(control["Bytes per WAL segment"]);  // fixed at initdb
   } catch (const std::exception&) {
   }
   if (auto back = wal_stash.put_back(segment_size); !back.empty()) {

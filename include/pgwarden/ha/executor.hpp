@@ -91,8 +91,8 @@ class Executor {
   // A custom bootstrap started PostgreSQL with hot_standby off for its recovery.
   bool restart_after_bootstrap_ = false;
   std::string following_;
-  // The callback of a standby start still under way when its wait ended; empty: none.
-  std::string pending_start_callback_;
+  // A standby start was still under way when its wait ended: on_start is still due.
+  bool start_pending_ = false;
   bool rewind_failed_ = false;
   double replica_retry_after_ = 0;
   // What the configuration files were last written from.
