@@ -238,6 +238,44 @@ TEST_F(EtcdDcs, LeaderRenewalTakesTheKeepAliveSentWithTheView) {
   EXPECT_EQ(raw()[prefix() + "leader"], "a");
 }
 
+// A member without the lock keeps its lease alive only when the TTL needs it; when it does,
+// the keep-alive goes out with the view and touch_member takes etcd's answer: one keep-alive
+// for that cycle, none for the cycles in between.
+TEST_F(EtcdDcs, DueMemberKeepAliveGoesOutWithTheView) {
+  // ttl 4, loop_wait 1, retry_timeout 1: the lease is trusted for 2 s after a keep-alive.
+  auto b = make("b", /*ttl=*/4, {}, /*retry_timeout=*/1);
+  ASSERT_TRUE(b->load_cluster().ok());
+  ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());  // grants the lease
+  const long granted = keepalive_requests(server_->client_port());
+  ASSERT_GE(granted, 0);
+  ASSERT_TRUE(b->load_cluster().ok());
+  ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());
+  EXPECT_EQ(keepalive_requests(server_->client_port()), granted) << "a fresh lease needs no keep-alive";
+
+  std::this_thread::sleep_for(2100ms);
+  ASSERT_TRUE(b->load_cluster().ok());
+  // etcd counts the request when it handles it, which may be a moment after load_cluster returns.
+  EXPECT_TRUE(test::wait_until([&] { return keepalive_requests(server_->client_port()) == granted + 1; }, 2s))
+      << "the due keep-alive goes out with the view";
+  ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());
+  EXPECT_EQ(keepalive_requests(server_->client_port()), granted + 1) << "touch_member takes that answer";
+  ASSERT_TRUE(b->load_cluster().ok());
+  ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());
+  EXPECT_EQ(keepalive_requests(server_->client_port()), granted + 1) << "renewed: trusted again for 2 s";
+
+  // The member key outlives the TTL on those keep-alives alone.
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(1100ms);
+    ASSERT_TRUE(b->load_cluster().ok());
+    ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());
+  }
+  auto a = make("a");
+  auto c = a->load_cluster();
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->member("b")) << "the member key expired";
+  EXPECT_LE(keepalive_requests(server_->client_port()), granted + 3) << "a keep-alive every other 1.1 s cycle";
+}
+
 // etcd stops answering after the early keep-alive went out: the renewal fails (the leader
 // then demotes) within retry_timeout of that keep-alive, and works again once etcd is back.
 TEST_F(EtcdDcs, UnansweredEarlyKeepAliveFailsTheRenewal) {

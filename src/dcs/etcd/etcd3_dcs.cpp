@@ -89,8 +89,9 @@ Result<SharedCluster> Etcd3Dcs::load_shared_cluster() {
     spdlog::warn("I am the leader but not owner of the lease");
   view_revision_ = cache_.revision();
   if (c.leader && c.leader->name != name_) leader_on_lease_ = false;  // another member holds it
-  if (c.leader && c.leader->name == name_ && lease_ != 0 && c.leader->session == session_of(lease_))
-    start_early_keepalive_locked();
+  const bool leads_on_lease =
+      c.leader && c.leader->name == name_ && lease_ != 0 && c.leader->session == session_of(lease_);
+  if (leads_on_lease || (lease_ != 0 && lease_refresh_due_locked(Clock::now()))) start_early_keepalive_locked();
   return SharedCluster(cluster_);
 }
 
@@ -129,11 +130,15 @@ Result<Cluster> Etcd3Dcs::peek_cluster() {
   return build_cluster(r->kvs, prefix_);
 }
 
-Status Etcd3Dcs::refresh_lease_locked(bool force) {
-  auto now = Clock::now();
+bool Etcd3Dcs::lease_refresh_due_locked(Clock::time_point now) const {
   // Patroni keeps the lease alive every loop_wait. Where the TTL is long enough, a keep-alive
   // is skipped while the lease outlives the next loop plus a whole retry_timeout of trying.
   const auto trusted = std::max(seconds_ms(loop_wait_), seconds_ms(ttl_ - loop_wait_ - retry_timeout_));
+  return lease_ == 0 || now - last_refresh_ >= trusted;
+}
+
+Status Etcd3Dcs::refresh_lease_locked(bool force) {
+  auto now = Clock::now();
   std::optional<Clock::time_point> budget;
   if (auto early = settle_early_keepalive_locked()) {
     if (early->renewed) return Status::Ok();
@@ -141,7 +146,7 @@ Status Etcd3Dcs::refresh_lease_locked(bool force) {
     if (!early->failure.ok() && Clock::now() >= early->budget) return early->failure;
     budget = early->budget;
   }
-  if (lease_ != 0 && !force && now - last_refresh_ < trusted) return Status::Ok();
+  if (!force && !lease_refresh_due_locked(now)) return Status::Ok();
   keepalive_revision_ = 0;
   if (lease_ != 0) {
     auto ka = client_.lease_keepalive(lease_, budget);

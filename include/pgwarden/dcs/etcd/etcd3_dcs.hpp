@@ -67,9 +67,12 @@ class Etcd3Dcs final : public Dcs {
   // `force`, a lease refreshed recently enough to outlive one more loop plus retry_timeout is
   // trusted as is. Caller holds mu_.
   Status refresh_lease_locked(bool force);
-  // A leader's keep-alive goes out as soon as its view is loaded, and etcd answers it while
-  // the HA cycle queries PostgreSQL: the renewal then takes that answer instead of sending
-  // and waiting again (one wait for both round trips). Caller holds mu_.
+  // Whether refresh_lease_locked(false) would send a keep-alive now. Caller holds mu_.
+  bool lease_refresh_due_locked(Clock::time_point now) const;
+  // The keep-alive of a leader, or of a member whose lease is due, goes out as soon as its
+  // view is loaded, and etcd answers it while the HA cycle queries PostgreSQL: the renewal
+  // (update_leader, touch_member) then takes that answer instead of sending and waiting
+  // again (one wait for both round trips). Caller holds mu_.
   void start_early_keepalive_locked();
   // Takes the answer of the early keep-alive, if one is out. `renewed`: it kept the lease
   // alive recently enough to stand for a keep-alive sent now (last_refresh_ and
