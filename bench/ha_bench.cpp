@@ -320,11 +320,10 @@ void run_once(const Params& p, bool idle_minute, bool only_idle, Results& res) {
       if (grant.status == 200) floor_lease = json::parse(grant.body).value("ID", "");
     } catch (const std::exception&) {
     }
-    TempDir floor_dir("pgwarden-floor");
     if (!floor_lease.empty()) {
       IdleFloor f(c.etcd.client_port(), floor_lease,
                   "host=" + old->dir() + " port=" + std::to_string(old->pg_port()) + " user=postgres dbname=postgres",
-                  floor_dir.file("floor.log"), pgwarden::postgres::state_query_sql());
+                  pgwarden::postgres::state_query_sql());
       floor_thread = std::thread([f, &floor, p]() mutable {
         floor = f.run(std::chrono::seconds(p.loop_wait), 60s, g_interrupted);
       });

@@ -1,15 +1,14 @@
 #pragma once
 // The idle-CPU floor of a leader's HA cycle on this machine: a loop that does only what a
 // cycle cannot leave out, with as little code of its own as possible. Every loop_wait it
-// wakes, keeps an etcd lease alive (HTTP/JSON gateway, kept connection), sends pgwarden's
-// state query to PostgreSQL over the unix socket and waits for the answer, and appends one log
-// line to a file. ha_bench runs it in a thread beside the members during the idle minute and
+// wakes, keeps an etcd lease alive (HTTP/JSON gateway, kept connection), and sends pgwarden's
+// state query to PostgreSQL over the unix socket and waits for the answer. (Until 2026-12-07
+// it also appended a log line, as a leader then logged every cycle.) ha_bench runs it in a thread beside the members during the idle minute and
 // prints its CPU time (CLOCK_THREAD_CPUTIME_ID): on a machine where waking up and system calls
 // are slow the floor alone can exceed a target, and the leader's figure minus the floor is
 // what pgwarden's own code costs. No JSON library, no HTTP library: a fixed request, read
 // until the chunked or sized body ends.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,10 +32,9 @@ struct FloorResult {
 class IdleFloor {
  public:
   // `lease_id`: a lease granted for the floor's own use (decimal); `pg_conninfo`: the leader's
-  // PostgreSQL over its unix socket; `log_path`: a file on the members' file system.
-  IdleFloor(int etcd_port, std::string lease_id, std::string pg_conninfo, std::string log_path, const char* state_sql)
-      : etcd_port_(etcd_port), lease_(std::move(lease_id)), conninfo_(std::move(pg_conninfo)),
-        log_path_(std::move(log_path)), sql_(state_sql) {}
+  // PostgreSQL over its unix socket.
+  IdleFloor(int etcd_port, std::string lease_id, std::string pg_conninfo, const char* state_sql)
+      : etcd_port_(etcd_port), lease_(std::move(lease_id)), conninfo_(std::move(pg_conninfo)), sql_(state_sql) {}
 
   // Runs `window`, one cycle every `loop_wait`; nullopt when etcd or PostgreSQL cannot be reached.
   std::optional<FloorResult> run(std::chrono::seconds loop_wait, std::chrono::seconds window,
@@ -45,12 +43,10 @@ class IdleFloor {
     const std::string request = "POST /v3/lease/keepalive HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(etcd_port_) +
                                 "\r\nContent-Type: application/json\r\nContent-Length: " +
                                 std::to_string(body.size()) + "\r\n\r\n" + body;
-    const std::string line = "2026-01-01 00:00:00,000 info: floor: no action. I am (floor), the leader with the lock\n";
     int sock = connect_etcd();
     PGconn* pg = PQconnectdb(conninfo_.c_str());
-    int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     std::optional<FloorResult> out;
-    if (sock >= 0 && PQstatus(pg) == CONNECTION_OK && log >= 0) {
+    if (sock >= 0 && PQstatus(pg) == CONNECTION_OK) {
       FloorResult r;
       const double start = thread_cpu_s();
       const auto end = std::chrono::steady_clock::now() + window;
@@ -61,7 +57,6 @@ class IdleFloor {
         PGresult* res = PQexec(pg, sql_);
         ok = ok && PQresultStatus(res) == PGRES_TUPLES_OK;
         PQclear(res);
-        ok = ok && write(log, line.data(), line.size()) == static_cast<ssize_t>(line.size());
         ok = ok && read_reply(sock);
         ++r.cycles;
       }
@@ -69,7 +64,6 @@ class IdleFloor {
       if (ok) out = r;
     }
     if (sock >= 0) close(sock);
-    if (log >= 0) close(log);
     PQfinish(pg);
     return out;
   }
@@ -120,7 +114,6 @@ class IdleFloor {
   int etcd_port_;
   std::string lease_;
   std::string conninfo_;
-  std::string log_path_;
   const char* sql_;
 };
 

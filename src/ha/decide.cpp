@@ -49,6 +49,8 @@ bool leaves_postgres_alone(Action a) {
   return false;
 }
 
+bool routine_upkeep(Action a) { return a == Action::kRenewLock || a == Action::kSyncSlots; }
+
 namespace {
 
 Decision make(std::vector<Action> actions, std::string role, std::string reason) {

@@ -314,7 +314,7 @@ void HaLoop::cycle() {
   Decision d = decide(s);
   if (!d.problem.empty()) {
     if (d.reason != last_reason_) spdlog::error("{}: {}", cfg_.name, d.reason);
-  } else if (!d.actions.empty() || d.reason != last_reason_) {
+  } else if (d.reason != last_reason_ || !std::all_of(d.actions.begin(), d.actions.end(), routine_upkeep)) {
     spdlog::info("{}: {}", cfg_.name, d.reason);
   }
   last_reason_ = d.reason;

@@ -39,6 +39,11 @@ const char* to_string(Action a);
 // state again after them. A failed lock renewal demotes, so the loop re-reads after any failure.
 bool leaves_postgres_alone(Action a);
 
+// True for the upkeep a healthy leader repeats every cycle (renew the lock, sync the slots).
+// A decision made of these alone is logged when its reason changes, as a steady replica's
+// empty decision is, not every loop_wait.
+bool routine_upkeep(Action a);
+
 struct Decision {
   std::vector<Action> actions;
   std::string reason;  // one line for the log and /patroni

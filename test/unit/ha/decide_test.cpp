@@ -279,6 +279,23 @@ TEST(Decide, ActionsThatLeavePostgresAlone) {
   EXPECT_FALSE(std::all_of(d.actions.begin(), d.actions.end(), leaves_postgres_alone));
 }
 
+// The loop logs a decision when its reason changes or it does more than routine upkeep: a
+// steady leader's lock renewal and slot sync are not news every loop_wait.
+TEST(Decide, RoutineUpkeepIsLockRenewalAndSlotSync) {
+  for (int i = 0; i <= static_cast<int>(A::kReloadConfig); ++i) {
+    const auto a = static_cast<Action>(i);
+    EXPECT_EQ(routine_upkeep(a), a == A::kRenewLock || a == A::kSyncSlots) << to_string(a);
+  }
+  Decision steady = decide(base());
+  ASSERT_FALSE(steady.actions.empty());
+  EXPECT_TRUE(std::all_of(steady.actions.begin(), steady.actions.end(), routine_upkeep)) << steady.reason;
+
+  Snapshot promoting = base();
+  as_replica(promoting);
+  Decision d = decide(promoting);
+  EXPECT_FALSE(std::all_of(d.actions.begin(), d.actions.end(), routine_upkeep)) << d.reason;
+}
+
 // The chart's most common failure: a reinstall over leftover objects. The DCS says the
 // cluster exists, nobody leads, nobody has data, nothing can clone without a leader.
 TEST(Decide, NamesTheObjectToDeleteWhenInitialisedWithoutLeaderOrData) {
