@@ -39,9 +39,9 @@ HaLoop::HaLoop(config::Config cfg, util::Environment pg_env, util::Environment d
       executor_(cfg_, pg_env_, *dcs_, pg_, callbacks_),
       dyn_(cfg_.dynamic) {
   executor_.set_stop_check([this] { return stop_.load(); });
-  // Who we are is known before the first cycle ends: a REST reader during a long first action
-  // (a clone, a standby start) gets our name and scope (GET /cluster reads the DCS afresh and
-  // names the scope from the view).
+  // Who we are is known before the first cycle ends, and never changes (a reload keeps it): a
+  // REST reader during a long first action (a clone, a standby start) gets our name and scope
+  // (GET /cluster reads the DCS afresh and names the scope from the view).
   board_.update([this](NodeView& v) {
     v.name = cfg_.name;
     v.scope = cfg_.scope;
@@ -215,9 +215,7 @@ void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<p
   }
   // In place: assigning an equal string reuses its buffer, so an idle cycle allocates nothing
   // here (a new view every cycle did, and freed the old one).
-  board_.update([&](NodeView& v) {
-    v.name = cfg_.name;
-    v.scope = cfg_.scope;
+  board_.update([&](NodeView& v) {  // name and scope: set once, in the constructor
     v.state = s.pg.running ? (s.pg.query_ok ? "running" : "starting") : "stopped";
     v.role = role_;
     v.is_leader = was_leader_;

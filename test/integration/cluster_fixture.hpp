@@ -44,6 +44,17 @@ struct MemberOptions {
   int index = 1;              // 1-based position in the cluster (pod IP on Kubernetes)
 };
 
+// The options of a cluster's i-th member: node<i> at index i, with the given timings.
+inline MemberOptions nth_member(int i, int ttl = 20, int loop_wait = 2, int retry_timeout = 5) {
+  MemberOptions o;
+  o.index = i;
+  o.name = "node" + std::to_string(i);
+  o.ttl = ttl;
+  o.loop_wait = loop_wait;
+  o.retry_timeout = retry_timeout;
+  return o;
+}
+
 class PgwardenMember {
  public:
   PgwardenMember(const EtcdServer& etcd, MemberOptions opts);

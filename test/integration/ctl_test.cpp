@@ -27,13 +27,7 @@ class Ctl : public ::testing::Test {
     etcd = std::make_unique<EtcdServer>();
     dcs = std::make_unique<EtcdTestDcs>(*etcd);
     for (int i = 1; i <= 3; ++i) {
-      MemberOptions o;
-      o.index = i;
-      o.name = "node" + std::to_string(i);
-      o.ttl = 20;
-      o.loop_wait = 2;
-      o.retry_timeout = 5;
-      members.push_back(std::make_unique<PgwardenMember>(*dcs, o));
+      members.push_back(std::make_unique<PgwardenMember>(*dcs, nth_member(i)));
     }
     for (auto& m : members) m->start();
   }

@@ -61,12 +61,7 @@ class ThreeMembers : public ::testing::TestWithParam<std::string> {
 
   // Member `i` (node<i>, ttl=10, loop_wait=2, retry_timeout=4), started unless told not to.
   PgwardenMember* add(int i, const std::function<void(MemberOptions&)>& tweak = {}, bool run = true) {
-    MemberOptions o;
-    o.index = i;
-    o.name = "node" + std::to_string(i);
-    o.ttl = 10;
-    o.loop_wait = 2;
-    o.retry_timeout = 4;
+    MemberOptions o = nth_member(i, /*ttl=*/10, /*loop_wait=*/2, /*retry_timeout=*/4);
     if (tweak) tweak(o);
     members.push_back(std::make_unique<PgwardenMember>(*dcs, o));
     if (run) members.back()->start();

@@ -19,13 +19,7 @@ class PatronictlCompat : public ::testing::Test {
  protected:
   void SetUp() override {
     for (int i = 1; i <= 3; ++i) {
-      MemberOptions o;
-      o.index = i;
-      o.name = "node" + std::to_string(i);
-      o.ttl = 20;
-      o.loop_wait = 2;
-      o.retry_timeout = 5;
-      members.push_back(std::make_unique<PgwardenMember>(etcd, o));
+      members.push_back(std::make_unique<PgwardenMember>(etcd, nth_member(i)));
     }
     for (auto& m : members) m->start();
   }

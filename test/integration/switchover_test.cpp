@@ -36,13 +36,7 @@ class Switchover : public ::testing::TestWithParam<std::string> {
       dcs = std::make_unique<K8sTestDcs>(GetParam() == "k8s_endpoints");
     }
     for (int i = 1; i <= 3; ++i) {
-      MemberOptions o;
-      o.index = i;
-      o.name = "node" + std::to_string(i);
-      o.ttl = 20;
-      o.loop_wait = 2;
-      o.retry_timeout = 5;
-      members.push_back(std::make_unique<PgwardenMember>(*dcs, o));
+      members.push_back(std::make_unique<PgwardenMember>(*dcs, nth_member(i)));
     }
     for (auto& m : members) m->start();
   }
