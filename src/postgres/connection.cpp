@@ -4,7 +4,9 @@
 // never reports state from a server that was restarted underneath it.
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <mutex>
+#include <optional>
 
 #include <algorithm>
 #include <cctype>
@@ -200,6 +202,27 @@ Result<ConnPtr> connect_superuser(const Postgres& p) { return pq::connect(pq::lo
 struct Postgres::StateConnection {
   std::mutex mu;
   ConnPtr conn;
+  // When send_state_query() sent a query whose answer nobody has taken yet, and to which
+  // postmaster's backend (the one proved then).
+  std::optional<std::chrono::steady_clock::time_point> sent_at;
+  int sent_to_postmaster = 0;
+
+  // The answer to the query sent ahead (nullptr when none is out or it failed); the
+  // connection is free for the next command afterwards. Caller holds mu.
+  ResultPtr take_sent_answer() {
+    if (!sent_at) return nullptr;
+    sent_at.reset();
+    ResultPtr first;
+    // What has arrived is read without a poll(2) first (PQgetResult would poll even with the
+    // answer waiting); then every result up to the null that ends the command (PQgetResult
+    // waits for what has not arrived: the query went out a loop ago, so normally nothing).
+    PQconsumeInput(conn.get());
+    while (PGresult* r = PQgetResult(conn.get())) {
+      if (!first) first.reset(r);
+      else PQclear(r);
+    }
+    return first;
+  }
 };
 
 std::shared_ptr<Postgres::StateConnection> Postgres::make_state_connection() {
@@ -208,6 +231,7 @@ std::shared_ptr<Postgres::StateConnection> Postgres::make_state_connection() {
 
 Status Postgres::with_kept_connection(const std::function<Status(PGconn*)>& fn) const {
   std::lock_guard<std::mutex> lock(state_conn_->mu);
+  state_conn_->take_sent_answer();  // a query sent ahead and not taken: its answer is stale
   Status st;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!state_conn_->conn || PQstatus(state_conn_->conn.get()) != CONNECTION_OK) {
@@ -222,14 +246,38 @@ Status Postgres::with_kept_connection(const std::function<Status(PGconn*)>& fn) 
   return st;
 }
 
-Result<PgState> Postgres::query_state() const {
+void Postgres::send_state_query() const {
+  const int postmaster = known_postmaster_pid();
+  std::lock_guard<std::mutex> lock(state_conn_->mu);
+  auto& sc = *state_conn_;
+  if (postmaster == 0 || sc.sent_at || !sc.conn || PQstatus(sc.conn.get()) != CONNECTION_OK) return;
+  if (PQsendQuery(sc.conn.get(), kStateQuery) != 1) return;
+  sc.sent_at = std::chrono::steady_clock::now();
+  sc.sent_to_postmaster = postmaster;
+}
+
+Result<PgState> Postgres::query_state(std::optional<std::chrono::milliseconds> accept_sent_within) const {
   ResultPtr r;
-  auto queried = with_kept_connection([&](PGconn* c) {
-    r.reset(PQexec(c, kStateQuery));
-    if (result_ok(r.get()) && PQntuples(r.get()) == 1) return Status::Ok();
-    return Status::Failed("state query: " + result_error(r.get()));
-  });
-  if (!queried) return queried;
+  // The postmaster as last proved (the HA loop's is_running() just before): an answer from
+  // before a restart, already in the socket, says nothing about the new server.
+  const int postmaster = known_postmaster_pid();
+  {
+    std::lock_guard<std::mutex> lock(state_conn_->mu);
+    auto& sc = *state_conn_;
+    const bool recent = sc.sent_at && accept_sent_within && sc.sent_to_postmaster == postmaster &&
+                        std::chrono::steady_clock::now() - *sc.sent_at <= *accept_sent_within;
+    ResultPtr sent = sc.take_sent_answer();
+    if (recent && result_ok(sent.get()) && PQntuples(sent.get()) == 1) r = std::move(sent);
+  }
+  // None sent ahead, too old, or it failed (a restarted server): ask now.
+  if (!r) {
+    auto queried = with_kept_connection([&](PGconn* c) {
+      r.reset(PQexec(c, kStateQuery));
+      if (result_ok(r.get()) && PQntuples(r.get()) == 1) return Status::Ok();
+      return Status::Failed("state query: " + result_error(r.get()));
+    });
+    if (!queried) return queried;
+  }
   PgState st;
   try {
     PGresult* res = r.get();

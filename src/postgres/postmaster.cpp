@@ -106,6 +106,11 @@ std::shared_ptr<Postgres::KnownPostmaster> Postgres::make_known_postmaster() {
   return std::make_shared<KnownPostmaster>();
 }
 
+int Postgres::known_postmaster_pid() const {
+  std::lock_guard lk(known_postmaster_->mu);
+  return known_postmaster_->pid;
+}
+
 std::optional<std::string> Postgres::postmaster_opts_text() const {
   const std::string path = cfg_.postgresql.data_dir + "/postmaster.opts";
   std::lock_guard lk(known_postmaster_->mu);

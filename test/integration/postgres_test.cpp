@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <regex>
+#include <thread>
 
 #include "pgwarden/postgres/postgres.hpp"
 #include "support/harness.hpp"
@@ -247,6 +248,67 @@ TEST_F(PostgresIntegration, AProvedPostmasterIsForgottenWhenItDies) {
   ASSERT_TRUE(next);
   EXPECT_NE(*next, *pid);
   EXPECT_EQ(copy.postmaster_pid(), next);
+  ASSERT_TRUE(pg.stop("fast", 60s));
+}
+
+// The state query sent before the HA loop's sleep: its answer stands for a fresh one only
+// within the window the caller gives; without one (or once it is too old) the answer is
+// dropped and the server asked again; a server restarted meanwhile is asked on a new
+// connection. The WAL position tells which answer came back: a write in between moves it.
+TEST_F(PostgresIntegration, AStateQuerySentAheadStandsOnlyWithinItsWindow) {
+  Postgres pg(cfg_, env_);
+  ASSERT_NO_FATAL_FAILURE(bring_up(pg));
+  auto write = [&] { return pg.execute("CREATE TABLE IF NOT EXISTS t (i int); INSERT INTO t VALUES (1)"); };
+  ASSERT_TRUE(pg.is_running());    // proves the postmaster the queries go to
+  auto first = pg.query_state();  // opens the kept connection
+  ASSERT_TRUE(first) << first.status().message();
+  // The query sent ahead has run before the write that follows it.
+  auto settle = [] { std::this_thread::sleep_for(200ms); };
+
+  pg.send_state_query();
+  pg.send_state_query();  // one is out already: nothing more is sent
+  settle();
+  ASSERT_TRUE(write());
+  auto ahead = pg.query_state(2s);
+  ASSERT_TRUE(ahead) << ahead.status().message();
+  auto now = pg.query_state();
+  ASSERT_TRUE(now) << now.status().message();
+  EXPECT_LT(ahead->wal_position, now->wal_position) << "the answer sent ahead was taken";
+
+  pg.send_state_query();
+  settle();
+  ASSERT_TRUE(write());
+  auto fresh = pg.query_state();
+  ASSERT_TRUE(fresh) << fresh.status().message();
+  EXPECT_GT(fresh->wal_position, now->wal_position) << "no window: asked afresh";
+
+  pg.send_state_query();
+  settle();
+  ASSERT_TRUE(write());
+  std::this_thread::sleep_for(300ms);
+  auto late = pg.query_state(100ms);
+  ASSERT_TRUE(late) << late.status().message();
+  EXPECT_GT(late->wal_position, fresh->wal_position) << "older than the window: asked afresh";
+
+  // The kept connection's other users find it free.
+  pg.send_state_query();
+  EXPECT_TRUE(pg.with_kept_connection([](pg_conn* c) {
+    PGresult* r = PQexec(c, "SELECT 1");
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    return ok ? Status::Ok() : Status::Failed("SELECT 1 failed on the kept connection");
+  }));
+
+  // Answered by a server that then restarts: that answer, though in the socket, is not
+  // taken for the new server's (its start time tells), which is asked on a new connection.
+  pg.send_state_query();
+  settle();
+  ASSERT_TRUE(pg.stop("fast", 60s));
+  ASSERT_TRUE(pg.start(60s));
+  ASSERT_TRUE(pg.is_running());
+  auto after_restart = pg.query_state(10s);
+  ASSERT_TRUE(after_restart) << after_restart.status().message();
+  EXPECT_NE(after_restart->postmaster_start_time, late->postmaster_start_time);
   ASSERT_TRUE(pg.stop("fast", 60s));
 }
 

@@ -143,7 +143,16 @@ class Postgres {
   Status promote(std::chrono::milliseconds timeout);
 
   // --- inspection (libpq, over the unix socket when use_unix_socket, else TCP)
-  Result<PgState> query_state() const;
+  // With `accept_sent_within`, the answer to a query send_state_query() sent at most that
+  // long ago stands for a fresh one (no round trip now); otherwise such an answer is dropped
+  // and the server asked again.
+  Result<PgState> query_state(std::optional<std::chrono::milliseconds> accept_sent_within = std::nullopt) const;
+  // Sends the state query on the kept connection without waiting for its answer, which the
+  // next query_state() (or any other use of that connection) takes. For the HA loop to send
+  // it just before its sleep: the server answers meanwhile, and the next cycle finds the
+  // answer waiting instead of waking a second time for it. Nothing is sent when the kept
+  // connection is not open (the next query_state() connects) or a query is already out.
+  void send_state_query() const;
   // Runs `fn` on the connection query_state() keeps (connecting when there is none; once more
   // on a fresh one when the kept one turns out broken, e.g. after a restart). For the leader's
   // per-cycle slot work: an idle leader must not start a backend every loop_wait.
@@ -190,6 +199,8 @@ class Postgres {
   // by copies; guarded inside.
   struct KnownPostmaster;
   std::shared_ptr<KnownPostmaster> known_postmaster_;
+  // The pid of the postmaster proved last (by postmaster_pid()), 0 when none; no system call.
+  int known_postmaster_pid() const;
   static std::shared_ptr<KnownPostmaster> make_known_postmaster();
 };
 
