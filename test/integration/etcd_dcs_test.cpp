@@ -301,6 +301,112 @@ TEST_F(EtcdDcs, UnansweredEarlyKeepAliveFailsTheRenewal) {
   EXPECT_EQ(own.get_prefix(prefix())[prefix() + "leader"], "a");
 }
 
+// The keep-alive a leader sends just before the HA loop's sleep stands for the next cycle's
+// renewal when that cycle comes within the sleep (plus half a second): etcd answers it while
+// the loop sleeps. One found older than that does not: the renewal sends its own.
+TEST_F(EtcdDcs, KeepAliveSentBeforeTheSleepStandsForTheNextRenewal) {
+  auto a = make("a");  // ttl 10, loop_wait 1, retry_timeout 3: room for it
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  const long before = keepalive_requests(server_->client_port());
+  ASSERT_GE(before, 0);
+  for (int cycle = 1; cycle <= 2; ++cycle) {
+    a->before_sleep(1000ms);
+    EXPECT_TRUE(test::wait_until([&] { return keepalive_requests(server_->client_port()) == before + cycle; }, 2s))
+        << "sent before the sleep";
+    std::this_thread::sleep_for(900ms);
+    ASSERT_TRUE(a->load_cluster().ok());
+    ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+    EXPECT_EQ(keepalive_requests(server_->client_port()), before + cycle) << "the renewal took its answer";
+  }
+  a->before_sleep(1000ms);
+  std::this_thread::sleep_for(1700ms);  // a late wake: 1 s + 0.5 s is the most that stands
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  EXPECT_EQ(keepalive_requests(server_->client_port()), before + 4) << "too old: the renewal sent its own";
+  EXPECT_EQ(raw()[prefix() + "leader"], "a");
+}
+
+// A member's keep-alive that will be due when the loop wakes goes out before the sleep, and
+// the next cycle takes its answer: with the lease trusted for two loops, one keep-alive every
+// other cycle, none sent on waking, and the member key outlives the TTL.
+TEST_F(EtcdDcs, DueMemberKeepAliveGoesOutBeforeTheSleep) {
+  // ttl 4, loop_wait 1, retry_timeout 1: the lease is trusted for 2 s after a keep-alive.
+  auto b = make("b", /*ttl=*/4, {}, /*retry_timeout=*/1);
+  ASSERT_TRUE(b->load_cluster().ok());
+  ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());  // grants the lease
+  const long granted = keepalive_requests(server_->client_port());
+  ASSERT_GE(granted, 0);
+  long sent = granted;
+  for (int cycle = 0; cycle < 6; ++cycle) {
+    b->before_sleep(1000ms);
+    std::this_thread::sleep_for(1000ms);
+    const long after_sleep = keepalive_requests(server_->client_port());
+    ASSERT_TRUE(b->load_cluster().ok());
+    ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());
+    EXPECT_EQ(keepalive_requests(server_->client_port()), after_sleep) << "cycle " << cycle << ": none on waking";
+    sent = after_sleep;
+  }
+  EXPECT_GE(sent - granted, 2) << "kept alive";
+  EXPECT_LE(sent - granted, 3) << "every other cycle, not every cycle";
+  auto a = make("a");
+  auto c = a->load_cluster();
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->member("b")) << "the member key expired";
+}
+
+// Where a failure seen a sleep later would leave the leader less than retry_timeout to demote
+// before its lease runs out, nothing goes out before the sleep.
+TEST_F(EtcdDcs, NoKeepAliveBeforeTheSleepWhereTheTtlLeavesNoRoom) {
+  // ttl 7, loop_wait 1, retry_timeout 3: loop_wait + 2 retry_timeout = 7 passes Patroni's rule;
+  // then loop_wait 3: 2 loop_wait + retry_timeout = 9 > 7.
+  auto a = make("a", /*ttl=*/7);
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  const long before = keepalive_requests(server_->client_port());
+  a->before_sleep(1000ms);
+  EXPECT_TRUE(test::wait_until([&] { return keepalive_requests(server_->client_port()) == before + 1; }, 2s));
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  a->set_loop_wait(3);
+  a->before_sleep(3000ms);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(keepalive_requests(server_->client_port()), before + 1) << "nothing sent before the sleep";
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  EXPECT_EQ(keepalive_requests(server_->client_port()), before + 2) << "the cycle renews as before";
+}
+
+// etcd stops answering after the keep-alive sent before the sleep: on waking the renewal
+// fails within retry_timeout of that keep-alive (not of the wake), so the leader demotes as
+// early as it would have with a keep-alive sent on waking after the previous one.
+TEST_F(EtcdDcs, UnansweredKeepAliveSentBeforeTheSleepFailsTheRenewal) {
+  EtcdServer own;
+  auto a = make("a", 10, {{"127.0.0.1", own.client_port()}}, /*retry_timeout=*/2);
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  EXPECT_FALSE(a->watch(100ms));  // the stream that lets the next load answer from the cache
+  ASSERT_TRUE(a->serves_from_cache());
+  ASSERT_EQ(::kill(own.pid(), SIGSTOP), 0);
+  struct Resume {
+    int pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{own.pid()};
+  const auto sent = std::chrono::steady_clock::now();
+  a->before_sleep(1000ms);
+  EXPECT_FALSE(a->watch(1000ms));
+  ASSERT_TRUE(a->load_cluster().ok());  // from the cache
+  auto s = a->update_leader(std::nullopt);
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, 2700ms) << "bounded by retry_timeout (2 s) from the send";
+  ASSERT_EQ(::kill(own.pid(), SIGCONT), 0);
+  ASSERT_TRUE(test::wait_until([&] { return a->update_leader(std::nullopt).ok(); }, 10s));
+  EXPECT_EQ(own.get_prefix(prefix())[prefix() + "leader"], "a");
+}
+
 // A renewal whose keep-alive finds etcd at a revision the view is complete up to only keeps
 // the lease alive, as Patroni does; after any other change it asks etcd, and so finds the key
 // someone else took.

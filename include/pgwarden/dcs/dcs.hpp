@@ -70,6 +70,13 @@ class Dcs {
   // Changes the lease TTL used from now on (dynamic config changed).
   virtual void set_ttl(int ttl_seconds) = 0;
   virtual void set_retry_timeout(int seconds) = 0;
+  virtual void set_loop_wait(int /*seconds*/) {}
+
+  // Called by the HA loop just before it sleeps for `sleep` (at most loop_wait). A backend may
+  // send now what the next cycle will need, so that the answer is waiting when the loop wakes
+  // instead of costing it a second wait (etcd: the lease keep-alive, when the timings leave
+  // room for it). Backends with nothing to send ahead do nothing.
+  virtual void before_sleep(std::chrono::milliseconds /*sleep*/) {}
 
   // Blocks until something under the cluster prefix changes or `timeout` passes, or
   // wake() is called. Returns true if woken by a change.

@@ -71,7 +71,10 @@ Result<Cluster> Etcd3Dcs::load_cluster() {
 Result<SharedCluster> Etcd3Dcs::load_shared_cluster() {
   drain_watch();
   std::unique_lock lk(mu_);
-  settle_early_keepalive_locked();  // one the last cycle did not take (it did not renew)
+  // One the last cycle sent before its sleep is this cycle's; one it sent with its view and
+  // did not take (it did not renew) is settled now.
+  if (!early_from_sleep_) settle_early_keepalive_locked();
+  early_from_sleep_ = false;
   if (!cache_live_) {
     lk.unlock();
     auto r = client_.range_prefix(prefix_);
@@ -91,11 +94,12 @@ Result<SharedCluster> Etcd3Dcs::load_shared_cluster() {
   if (c.leader && c.leader->name != name_) leader_on_lease_ = false;  // another member holds it
   const bool leads_on_lease =
       c.leader && c.leader->name == name_ && lease_ != 0 && c.leader->session == session_of(lease_);
-  if (leads_on_lease || (lease_ != 0 && lease_refresh_due_locked(Clock::now()))) start_early_keepalive_locked();
+  if (!early_keepalive_ && (leads_on_lease || (lease_ != 0 && lease_refresh_due_locked(Clock::now()))))
+    start_early_keepalive_locked(kEarlyKeepAliveValid);
   return SharedCluster(cluster_);
 }
 
-void Etcd3Dcs::start_early_keepalive_locked() {
+void Etcd3Dcs::start_early_keepalive_locked(Clock::duration valid_for) {
   auto p = client_.start_lease_keepalive(lease_);
   if (!p.ok()) {  // the renewal sends its own, with retries
     spdlog::debug("etcd: early keep-alive not sent: {}", p.status().message());
@@ -103,6 +107,41 @@ void Etcd3Dcs::start_early_keepalive_locked() {
   }
   early_keepalive_ = std::move(*p);
   early_lease_ = lease_;
+  early_valid_for_ = valid_for;
+}
+
+bool Etcd3Dcs::presleep_keepalive_safe_locked() const {
+  // A keep-alive sent at S before the sleep and taken as the renewal on waking (up to a sleep
+  // plus kEarlyKeepAliveValid later) is followed by the next one at the end of that cycle;
+  // its failure is known a sleep later, or at its retry_timeout if that is later. The leader
+  // then still has retry_timeout to demote before S + ttl when
+  //   max(2 loop_wait + retry_timeout, loop_wait + 2 retry_timeout) <= ttl,
+  // the second term being Patroni's own rule (10/2/4 and 30/10/10 both pass), with the same
+  // kEarlyKeepAliveValid of slack a keep-alive sent with the view has.
+  return std::max(2 * loop_wait_ + retry_timeout_, loop_wait_ + 2 * retry_timeout_) <= ttl_;
+}
+
+void Etcd3Dcs::before_sleep(std::chrono::milliseconds sleep) {
+  std::lock_guard lk(mu_);
+  keepalives_before_sleep_ = true;
+  if (early_keepalive_ || lease_ == 0 || sleep <= std::chrono::milliseconds(0)) return;
+  sleep = std::min(sleep, seconds_ms(loop_wait_));
+  const auto now = Clock::now();
+  bool send = false;
+  if (leader_on_lease_) {
+    send = presleep_keepalive_safe_locked();
+  } else {
+    // A member's lease: the keep-alive goes out at the end of the cycle in which it falls
+    // due, give or take half a loop, and the next cycle takes its answer. Counted between
+    // two such sends, that rounds to whole loops with half a loop of margin either way (a
+    // lease trusted for two loops is kept alive every other cycle, not every cycle or every
+    // third as timer jitter would have it). The check on waking then allows half a loop more
+    // (lease_refresh_due_locked), so that it only catches a keep-alive that did not go out.
+    send = now - last_refresh_ + seconds_ms(loop_wait_) / 2 >= lease_trusted_locked();
+  }
+  if (!send) return;
+  start_early_keepalive_locked(sleep + kEarlyKeepAliveValid);
+  early_from_sleep_ = early_keepalive_.has_value();
 }
 
 std::optional<Etcd3Dcs::EarlyKeepAlive> Etcd3Dcs::settle_early_keepalive_locked() {
@@ -120,7 +159,7 @@ std::optional<Etcd3Dcs::EarlyKeepAlive> Etcd3Dcs::settle_early_keepalive_locked(
   if (ka->ttl <= 0 || early_lease_ != lease_) return out;
   last_refresh_ = pending.sent;
   keepalive_revision_ = ka->revision;
-  out.renewed = Clock::now() - pending.sent < kEarlyKeepAliveValid;
+  out.renewed = Clock::now() - pending.sent < early_valid_for_;
   return out;
 }
 
@@ -130,11 +169,17 @@ Result<Cluster> Etcd3Dcs::peek_cluster() {
   return build_cluster(r->kvs, prefix_);
 }
 
-bool Etcd3Dcs::lease_refresh_due_locked(Clock::time_point now) const {
+std::chrono::milliseconds Etcd3Dcs::lease_trusted_locked() const {
   // Patroni keeps the lease alive every loop_wait. Where the TTL is long enough, a keep-alive
   // is skipped while the lease outlives the next loop plus a whole retry_timeout of trying.
-  const auto trusted = std::max(seconds_ms(loop_wait_), seconds_ms(ttl_ - loop_wait_ - retry_timeout_));
-  return lease_ == 0 || now - last_refresh_ >= trusted;
+  return std::max(seconds_ms(loop_wait_), seconds_ms(ttl_ - loop_wait_ - retry_timeout_));
+}
+
+bool Etcd3Dcs::lease_refresh_due_locked(Clock::time_point now) const {
+  // With keep-alives sent before the sleep (before_sleep), one is due here only if that
+  // did not happen: half a loop late.
+  const auto late = keepalives_before_sleep_ ? seconds_ms(loop_wait_) / 2 : std::chrono::milliseconds(0);
+  return lease_ == 0 || now - last_refresh_ >= lease_trusted_locked() + late;
 }
 
 Status Etcd3Dcs::refresh_lease_locked(bool force) {
@@ -357,6 +402,7 @@ void Etcd3Dcs::set_ttl(int ttl_seconds) {
   // promptly so that happens well before the old lease expires.
   lease_ = 0;
   early_keepalive_.reset();
+  early_from_sleep_ = false;
   wake_.set();
 }
 
@@ -366,9 +412,15 @@ void Etcd3Dcs::set_retry_timeout(int seconds) {
   client_.set_retry_timeout(seconds_ms(seconds));
 }
 
+void Etcd3Dcs::set_loop_wait(int seconds) {
+  std::lock_guard lk(mu_);
+  loop_wait_ = seconds;
+}
+
 void Etcd3Dcs::close() {
   std::lock_guard lk(mu_);
   early_keepalive_.reset();
+  early_from_sleep_ = false;
   if (lease_ == 0) return;
   if (auto s = client_.lease_revoke(lease_); !s.ok() && s.code() != Code::kNotFound)
     spdlog::warn("could not revoke etcd lease {}: {}", lease_, s.message());

@@ -48,6 +48,8 @@ class Etcd3Dcs final : public Dcs {
   Status set_failover_value(const std::string& json, std::optional<int64_t> index) override;
   void set_ttl(int ttl_seconds) override;
   void set_retry_timeout(int seconds) override;
+  void set_loop_wait(int seconds) override;
+  void before_sleep(std::chrono::milliseconds sleep) override;
   bool watch(std::chrono::milliseconds timeout) override;
   void wake() override;
   void close() override;
@@ -69,11 +71,18 @@ class Etcd3Dcs final : public Dcs {
   Status refresh_lease_locked(bool force);
   // Whether refresh_lease_locked(false) would send a keep-alive now. Caller holds mu_.
   bool lease_refresh_due_locked(Clock::time_point now) const;
+  // How long after a keep-alive a member's lease is trusted without another. Caller holds mu_.
+  std::chrono::milliseconds lease_trusted_locked() const;
   // The keep-alive of a leader, or of a member whose lease is due, goes out as soon as its
   // view is loaded, and etcd answers it while the HA cycle queries PostgreSQL: the renewal
   // (update_leader, touch_member) then takes that answer instead of sending and waiting
   // again (one wait for both round trips). Caller holds mu_.
-  void start_early_keepalive_locked();
+  // `valid_for`: how long after it went out its answer still stands for a renewal.
+  void start_early_keepalive_locked(Clock::duration valid_for);
+  // Whether a leader's keep-alive may go out before the sleep: its answer is then read a
+  // sleep later, so a failure is known up to a loop later than with a keep-alive sent on
+  // waking. Only where that still leaves retry_timeout to demote before the lease runs out.
+  bool presleep_keepalive_safe_locked() const;
   // Takes the answer of the early keep-alive, if one is out. `renewed`: it kept the lease
   // alive recently enough to stand for a keep-alive sent now (last_refresh_ and
   // keepalive_revision_ are set as refresh_lease_locked sets them); otherwise a keep-alive
@@ -106,8 +115,12 @@ class Etcd3Dcs final : public Dcs {
   int64_t lease_ = 0;
   Clock::time_point last_refresh_{};
   int64_t keepalive_revision_ = 0;         // store revision the last keep-alive reported
-  std::optional<EtcdClient::PendingKeepAlive> early_keepalive_;  // sent by load_cluster()
+  // Sent by load_cluster() or, for the next cycle, by before_sleep().
+  std::optional<EtcdClient::PendingKeepAlive> early_keepalive_;
   int64_t early_lease_ = 0;                // the lease it keeps alive
+  Clock::duration early_valid_for_{};      // its answer stands for a renewal this long after sending
+  bool early_from_sleep_ = false;          // sent by before_sleep(), for the cycle after the sleep
+  bool keepalives_before_sleep_ = false;   // the HA loop calls before_sleep(): due keep-alives go out then
   std::shared_ptr<const Cluster> cluster_; // last load_cluster(), with our own writes since
   int64_t view_revision_ = 0;              // revision that view is complete up to
   std::optional<int64_t> last_status_;     // optime of the last status document we wrote
