@@ -8,6 +8,7 @@
 
 #include "pgwarden/ha/decide.hpp"
 #include "pgwarden/ha/peer_status.hpp"
+#include "pgwarden/ha/state_ahead.hpp"
 #include "pgwarden/postgres/recovery.hpp"
 #include "pgwarden/util/memory.hpp"
 #include "pgwarden/version.hpp"
@@ -93,14 +94,15 @@ const nlohmann::json& HaLoop::effective_parameters() {
   return *effective_parameters_;
 }
 
-LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state) {
+LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state,
+                                 std::optional<std::chrono::milliseconds> accept_ahead) {
   LocalPostgres l;
   l.running = pg_.is_running();
   // A live postmaster owns an initialized directory: no need to look for PG_VERSION.
   l.initialized = l.running || pg_.is_initialized();
   l.data_dir_empty = !l.initialized && pg_.data_directory_empty();  // PG_VERSION is in it
   if (l.running) {
-    auto st = pg_.query_state();
+    auto st = pg_.query_state(accept_ahead);
     if (st) {
       l.query_ok = true;
       l.in_recovery = st->in_recovery;
@@ -235,6 +237,7 @@ void HaLoop::publish(const Snapshot& s, const Decision& d, const std::optional<p
 }
 
 void HaLoop::cycle() {
+  const uint64_t generation_before = config_generation_;
   apply_pending_reload();
   Snapshot s;
   s.me = cfg_.name;
@@ -253,6 +256,7 @@ void HaLoop::cycle() {
       for (const auto& e : errors) spdlog::warn("ignoring invalid dynamic configuration: {}", e);
       if (dyn.ttl != dyn_.ttl) dcs_->set_ttl(dyn.ttl);
       if (dyn.retry_timeout != dyn_.retry_timeout) dcs_->set_retry_timeout(dyn.retry_timeout);
+      if (dyn.loop_wait != dyn_.loop_wait) dcs_->set_loop_wait(dyn.loop_wait);
       dyn_ = dyn;
       merged_config_index_ = s.cluster->config_index;
       ++config_generation_;
@@ -260,8 +264,26 @@ void HaLoop::cycle() {
   } else {
     spdlog::error("{}: DCS is not accessible: {}", cfg_.name, cluster.status().message());
   }
+  // The answer to a query sent before the sleep stands only in a steady cluster.
+  const bool switchover_requested = s.cluster->failover && s.cluster->failover->is_object() &&
+                                    (!s.cluster->failover->value("member", "").empty() ||
+                                     !s.cluster->failover->value("leader", "").empty());
+  CycleStart start;
+  start.sent_ahead = sent_ahead_;
+  start.woke_on_timer = woke_on_timer_;
+  start.dcs_ok = s.dcs_ok;
+  const std::string view_leader = s.dcs_ok && s.cluster->leader ? s.cluster->leader->name : "";
+  start.leader_unchanged = s.dcs_ok && last_view_leader_ == view_leader;
+  start.failover_requested = switchover_requested;
+  start.requests_pending = requests_ && requests_->has_pending();
+  start.reload_requested = reload_requested_;
+  start.config_changed = config_generation_ != generation_before;
+  sent_ahead_ = false;
+  woke_on_timer_ = false;
+  if (s.dcs_ok) last_view_leader_ = view_leader;
+  else last_view_leader_.reset();
   std::optional<postgres::PgState> st;
-  s.pg = read_local(&st);
+  s.pg = read_local(&st, state_ahead_window(start, dyn_.loop_wait));
   // Register at once on our first cycle, so the leader keeps the slot a base backup is about
   // to create for us; later cycles refresh the key after acting.
   // (On Kubernetes our pod is a member from the start, with no data until we write it.)
@@ -288,9 +310,6 @@ void HaLoop::cycle() {
   for (const auto& [name, method] : cfg_.postgresql.replica_methods)
     s.can_clone_without_leader = s.can_clone_without_leader || method.no_master;
   // A leader with a switchover request asks the candidate(s) how far they are.
-  const bool switchover_requested = s.cluster->failover && s.cluster->failover->is_object() &&
-                                    (!s.cluster->failover->value("member", "").empty() ||
-                                     !s.cluster->failover->value("leader", "").empty());
   if (s.dcs_ok && switchover_requested && s.cluster->leader && s.cluster->leader->name == s.me && s.pg.query_ok &&
       !s.pg.in_recovery) {
     std::string candidate = s.cluster->failover->value("member", "");
@@ -393,6 +412,13 @@ void HaLoop::cycle() {
       spdlog::warn("{}: could not update the member key: {}", cfg_.name, ts.message());
   }
   next_run_ = epoch_now() + dyn_.loop_wait;
+  CycleEnd end;
+  end.pg_running = s.pg.running;
+  end.pg_query_ok = s.pg.query_ok;
+  end.routine_only = pg_untouched && std::all_of(d.actions.begin(), d.actions.end(), routine_upkeep);
+  end.synchronous_mode = dyn_.synchronous_mode;
+  end.restart_scheduled = requests_ && requests_->scheduled_restart();
+  send_ahead_next_ = send_state_ahead(end);
   publish(s, d, after, std::move(readers_cluster));
 }
 
@@ -421,6 +447,16 @@ int HaLoop::run() {
         deadline = std::min(deadline, due);
       }
     }
+    // What the next cycle will ask goes out now and is answered while we sleep: one wake-up
+    // a cycle instead of two (state_ahead.hpp; etcd's lease keep-alive likewise).
+    const auto sleep =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (send_ahead_next_ && sleep.count() > 0) {
+      pg_.send_state_query();
+      sent_ahead_ = true;
+    }
+    dcs_->before_sleep(sleep);
+    woke_on_timer_ = true;
     // Wake early on a DCS change, but not more often than every 500 ms: our own writes
     // also count as changes.
     while (!stop_ && std::chrono::steady_clock::now() < deadline) {
@@ -428,12 +464,19 @@ int HaLoop::run() {
       if (left.count() <= 0) break;
       if (dcs_->watch(left)) {
         // The watch reports others' changes only; a short pause still bounds a storm.
+        woke_on_timer_ = false;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         break;
       }
-      if (requests_ && requests_->has_pending()) break;
+      if (requests_ && requests_->has_pending()) {
+        woke_on_timer_ = false;
+        break;
+      }
       std::lock_guard<std::mutex> l(reload_mu_);
-      if (pending_reload_) break;
+      if (pending_reload_) {
+        woke_on_timer_ = false;
+        break;
+      }
     }
   }
   {

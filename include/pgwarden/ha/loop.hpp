@@ -42,7 +42,10 @@ class HaLoop {
   // next run current (NodeBoard::heartbeat) so /patroni and /liveness see a busy, live loop.
   void heartbeat_until_stopped();
   void apply_pending_reload();
-  LocalPostgres read_local(std::optional<postgres::PgState>* state);
+  // `accept_ahead`: an answer to the state query sent before the sleep stands for a fresh one
+  // if it went out at most this long ago (see state_ahead.hpp).
+  LocalPostgres read_local(std::optional<postgres::PgState>* state,
+                           std::optional<std::chrono::milliseconds> accept_ahead = std::nullopt);
   std::string api_url() const;  // the member key's api_url
   nlohmann::json member_data(const LocalPostgres& local, const std::optional<postgres::PgState>& st,
                              const std::string& role) const;
@@ -104,6 +107,14 @@ class HaLoop {
   // api_url() and the connection URL for the REST view, as of url_generation_.
   std::string api_url_, conn_url_;
   std::optional<uint64_t> url_generation_;
+
+  // The state query sent before the sleep (state_ahead.hpp): whether this cycle allows it,
+  // whether it went out, whether the sleep then ran its course, and the leader the last view
+  // named ("" none; nullopt: the DCS was not read).
+  bool send_ahead_next_ = false;
+  bool sent_ahead_ = false;
+  bool woke_on_timer_ = false;
+  std::optional<std::string> last_view_leader_;
 
   bool was_leader_ = false;
   bool bootstrap_allowed_ = true;
