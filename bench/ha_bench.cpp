@@ -230,7 +230,7 @@ const std::vector<Figure> kFigures = {
     {"idle_cpu_s_leader_60s", "-", "<=0.01", false, 4},
     {"idle_cpu_s_replica_60s", "-", "<=0.01", false, 4},
     // What the least possible leader cycle costs on this machine in the same minute
-    // (bench/idle_floor.hpp): a wake, a keep-alive, the state query and a log line.
+    // (bench/idle_floor.hpp): a wake, a keep-alive and the state query.
     {"idle_cpu_floor_s_60s", "-", "-", false, 4},
     // The same floor waking once a cycle: keep-alive and query sent before the sleep.
     {"idle_cpu_floor_one_wake_s_60s", "-", "-", false, 4},
