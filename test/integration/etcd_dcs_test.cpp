@@ -407,6 +407,39 @@ TEST_F(EtcdDcs, UnansweredKeepAliveSentBeforeTheSleepFailsTheRenewal) {
   EXPECT_EQ(own.get_prefix(prefix())[prefix() + "leader"], "a");
 }
 
+// etcd stops answering just after it answered the keep-alive that renews the lock: the
+// renewal stands, but every call the leader then waits on (its status write, its member key,
+// the next renewal) gives up by the time its lease leaves retry_timeout to demote (ttl -
+// retry_timeout after that keep-alive went out), not retry_timeout after each call began.
+TEST_F(EtcdDcs, ALeaderWaitsOnEtcdNoLongerThanItsLeaseLeavesTimeToDemote) {
+  EtcdServer own;
+  // ttl 6, loop_wait 1, retry_timeout 2: decide by 4 s after the keep-alive.
+  auto a = make("a", 6, {{"127.0.0.1", own.client_port()}}, /*retry_timeout=*/2);
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
+  EXPECT_FALSE(a->watch(100ms));  // the stream that lets the next load answer from the cache
+  ASSERT_TRUE(a->serves_from_cache());
+  const auto sent = std::chrono::steady_clock::now();
+  a->before_sleep(1000ms);
+  std::this_thread::sleep_for(300ms);  // etcd answers it
+  ASSERT_EQ(::kill(own.pid(), SIGSTOP), 0);
+  struct Resume {
+    int pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{own.pid()};
+  std::this_thread::sleep_for(700ms);
+  ASSERT_TRUE(a->load_cluster().ok());  // from the cache
+  EXPECT_TRUE(a->update_leader(int64_t{0x3000060}).ok()) << "renewed by the answer already in; the status write gave up";
+  EXPECT_FALSE(a->touch_member({{"state", "running"}}).ok());
+  auto s = a->update_leader(std::nullopt);
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, 4700ms) << "past ttl - retry_timeout (4 s) after the keep-alive";
+  ASSERT_EQ(::kill(own.pid(), SIGCONT), 0);
+  ASSERT_TRUE(test::wait_until([&] { return a->update_leader(std::nullopt).ok(); }, 10s));
+  EXPECT_EQ(own.get_prefix(prefix())[prefix() + "leader"], "a");
+}
+
 // A renewal whose keep-alive finds etcd at a revision the view is complete up to only keeps
 // the lease alive, as Patroni does; after any other change it asks etcd, and so finds the key
 // someone else took.

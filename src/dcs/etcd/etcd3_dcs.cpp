@@ -17,6 +17,10 @@ std::chrono::milliseconds seconds_ms(int s) { return std::chrono::milliseconds(i
 // that was slow to answer, sends a keep-alive of its own.)
 constexpr auto kEarlyKeepAliveValid = std::chrono::milliseconds(500);
 
+// What a leader's call to etcd still gets once the leader should already know whether it
+// keeps its lock (leader_decision_deadline_locked).
+constexpr auto kLateLeaderCall = std::chrono::milliseconds(250);
+
 // The key-value a txn's failure branch read back with op_range, if the key exists.
 std::optional<KeyValue> ranged_kv(const TxnResult& t) {
   for (const auto& resp : t.responses) {
@@ -73,7 +77,11 @@ Result<SharedCluster> Etcd3Dcs::load_shared_cluster() {
   std::unique_lock lk(mu_);
   // One the last cycle sent before its sleep is this cycle's; one it sent with its view and
   // did not take (it did not renew) is settled now.
-  if (!early_from_sleep_) settle_early_keepalive_locked();
+  if (!early_from_sleep_) {
+    std::optional<Clock::time_point> cap;
+    if (leader_on_lease_ && lease_ != 0) cap = leader_decision_deadline_locked();
+    settle_early_keepalive_locked(cap);
+  }
   early_from_sleep_ = false;
   if (!cache_live_) {
     lk.unlock();
@@ -144,10 +152,18 @@ void Etcd3Dcs::before_sleep(std::chrono::milliseconds sleep) {
   early_from_sleep_ = early_keepalive_.has_value();
 }
 
-std::optional<Etcd3Dcs::EarlyKeepAlive> Etcd3Dcs::settle_early_keepalive_locked() {
+Clock::time_point Etcd3Dcs::leader_decision_deadline_locked() const {
+  // Once that moment has passed, a call still gets a short try: enough for an etcd that
+  // answers, so the leader learns the truth (its key taken, its lease gone) instead of
+  // failing without asking, and too short to matter to one that does not.
+  return std::max(last_refresh_ + seconds_ms(std::max(1, ttl_ - retry_timeout_)), Clock::now() + kLateLeaderCall);
+}
+
+std::optional<Etcd3Dcs::EarlyKeepAlive> Etcd3Dcs::settle_early_keepalive_locked(std::optional<Clock::time_point> cap) {
   if (!early_keepalive_) return std::nullopt;
   EtcdClient::PendingKeepAlive pending = std::move(*early_keepalive_);
   early_keepalive_.reset();
+  if (cap) pending.deadline = std::min(pending.deadline, *cap);
   EarlyKeepAlive out{false, pending.deadline};
   auto ka = client_.finish_lease_keepalive(pending);
   if (!ka.ok()) {
@@ -185,13 +201,18 @@ bool Etcd3Dcs::lease_refresh_due_locked(Clock::time_point now) const {
 Status Etcd3Dcs::refresh_lease_locked(bool force) {
   auto now = Clock::now();
   std::optional<Clock::time_point> budget;
-  if (auto early = settle_early_keepalive_locked()) {
+  // A leader (renewing, or holding the key on this lease) waits no longer than its lease
+  // leaves it time to demote.
+  std::optional<Clock::time_point> cap;
+  if ((force || leader_on_lease_) && lease_ != 0) cap = leader_decision_deadline_locked();
+  if (auto early = settle_early_keepalive_locked(cap)) {
     if (early->renewed) return Status::Ok();
     // retry_timeout counts from the early keep-alive: what it used up is gone.
     if (!early->failure.ok() && Clock::now() >= early->budget) return early->failure;
     budget = early->budget;
   }
   if (!force && !lease_refresh_due_locked(now)) return Status::Ok();
+  if (cap) budget = budget ? std::min(*budget, *cap) : *cap;
   keepalive_revision_ = 0;
   if (lease_ != 0) {
     auto ka = client_.lease_keepalive(lease_, budget);
@@ -220,7 +241,9 @@ Status Etcd3Dcs::touch_member(const json& data) {
     const Member* m = cluster_->member(name_);
     if (m && m->session == session && m->data == data) return Status::Ok();
   }
-  auto s = client_.put(member_key(), data.dump(), lease_);
+  std::optional<Clock::time_point> deadline;
+  if (leader_on_lease_) deadline = leader_decision_deadline_locked();
+  auto s = client_.put(member_key(), data.dump(), lease_, deadline);
   if (s.code() == Code::kNotFound) {
     spdlog::error("Our lease disappeared from etcd, can not touch_member");
     lease_ = 0;
@@ -289,12 +312,13 @@ Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
   const bool view_says_ours = cluster_ && cluster_->leader && cluster_->leader->name == name_ &&
                               cluster_->leader->session == session_of(lease_) && keepalive_revision_ > 0 &&
                               keepalive_revision_ <= view_revision_;
+  const auto deadline = leader_decision_deadline_locked();
   TxnResult confirmed;
   confirmed.succeeded = true;
   Result<TxnResult> t = confirmed;
   if (!view_says_ours)
     t = client_.txn(json::array({EtcdClient::cmp_value(leader, name_), EtcdClient::cmp_lease(leader, lease_)}),
-                    json::array(), json::array({EtcdClient::op_range(leader)}));
+                    json::array(), json::array({EtcdClient::op_range(leader)}), deadline);
   if (!t.ok()) return t.status();
   if (!t->succeeded) {
     auto kv = ranged_kv(*t);
@@ -307,7 +331,7 @@ Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
     json cmp = kv ? json::array({EtcdClient::cmp_value(leader, name_)})
                   : json::array({EtcdClient::cmp_create_revision(leader, 0)});
     auto t2 = client_.txn(cmp, json::array({EtcdClient::op_put(leader, name_, lease_)}),
-                          json::array({EtcdClient::op_range(leader)}));
+                          json::array({EtcdClient::op_range(leader)}), deadline);
     if (!t2.ok()) {
       if (t2.status().code() == Code::kNotFound) lease_ = 0;
       return t2.status();
@@ -321,14 +345,15 @@ Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
   leader_on_lease_ = true;
   if (last_lsn) {
     // Leadership is confirmed; a lost status write only delays replicas' view of the LSN.
-    if (auto s = write_status_locked(*last_lsn); !s.ok()) spdlog::warn("could not write status: {}", s.message());
+    if (auto s = write_status_locked(*last_lsn, deadline); !s.ok())
+      spdlog::warn("could not write status: {}", s.message());
   }
   return Status::Ok();
 }
 
-Status Etcd3Dcs::write_status_locked(int64_t lsn) {
+Status Etcd3Dcs::write_status_locked(int64_t lsn, std::optional<Clock::time_point> deadline) {
   if (last_status_ == lsn) return Status::Ok();  // as Patroni: no write (and no wake-ups) if unchanged
-  auto s = client_.put(key(kStatusKey), json{{"optime", lsn}}.dump());
+  auto s = client_.put(key(kStatusKey), json{{"optime", lsn}}.dump(), 0, deadline);
   if (s.ok()) last_status_ = lsn;
   return s;
 }
@@ -336,7 +361,8 @@ Status Etcd3Dcs::write_status_locked(int64_t lsn) {
 Status Etcd3Dcs::delete_leader(std::optional<int64_t> last_lsn) {
   std::lock_guard lk(mu_);
   if (last_lsn) {
-    if (auto s = write_status_locked(*last_lsn); !s.ok()) spdlog::warn("could not write status: {}", s.message());
+    if (auto s = write_status_locked(*last_lsn, std::nullopt); !s.ok())
+      spdlog::warn("could not write status: {}", s.message());
   }
   const std::string leader = key(kLeaderKey);
   auto t = client_.txn(json::array({EtcdClient::cmp_value(leader, name_)}), json::array({EtcdClient::op_delete(leader)}),

@@ -228,10 +228,11 @@ Result<RangeResult> EtcdClient::range(const std::string& key) {
   return out;
 }
 
-Status EtcdClient::put(const std::string& key, const std::string& value, int64_t lease) {
+Status EtcdClient::put(const std::string& key, const std::string& value, int64_t lease,
+                       std::optional<Clock::time_point> deadline) {
   json body = {{"key", base64_encode(key)}, {"value", base64_encode(value)}};
   if (lease != 0) body["lease"] = std::to_string(lease);
-  auto r = call("kv/put", body);
+  auto r = call("kv/put", body, deadline);
   return r.ok() ? Status::Ok() : r.status();
 }
 
@@ -240,8 +241,9 @@ Status EtcdClient::delete_key(const std::string& key) {
   return r.ok() ? Status::Ok() : r.status();
 }
 
-Result<TxnResult> EtcdClient::txn(const json& compare, const json& success, const json& failure) {
-  auto r = call("kv/txn", {{"compare", compare}, {"success", success}, {"failure", failure}});
+Result<TxnResult> EtcdClient::txn(const json& compare, const json& success, const json& failure,
+                                  std::optional<Clock::time_point> deadline) {
+  auto r = call("kv/txn", {{"compare", compare}, {"success", success}, {"failure", failure}}, deadline);
   if (!r.ok()) return r.status();
   TxnResult out;
   out.succeeded = r->value("succeeded", false);  // omitted by the gateway when false

@@ -92,8 +92,16 @@ class Etcd3Dcs final : public Dcs {
     Clock::time_point budget{};
     Status failure = Status::Ok();  // why it did not renew, when it failed
   };
-  std::optional<EarlyKeepAlive> settle_early_keepalive_locked();
-  Status write_status_locked(int64_t lsn);
+  // `cap`: give up waiting for the answer by then (a leader's decision deadline).
+  std::optional<EarlyKeepAlive> settle_early_keepalive_locked(std::optional<Clock::time_point> cap = std::nullopt);
+  // By when a leader must know whether it can keep its lock: the lease, counted from the
+  // last keep-alive that kept it, then still leaves retry_timeout to demote. Every etcd call
+  // a leader waits on gives up by then, so that a DCS that stops answering after a renewal
+  // cannot hold the cycle (a status write, the member key, the next renewal) past the point
+  // where demoting in time is still possible. Past that moment, a call gets a short try
+  // (kLateLeaderCall) rather than none. Caller holds mu_.
+  Clock::time_point leader_decision_deadline_locked() const;
+  Status write_status_locked(int64_t lsn, std::optional<Clock::time_point> deadline);
   Status put_cas(const char* rel, const std::string& value, std::optional<int64_t> index);
   // Feeds a piece of the watch stream to the cache. `wake`: a change should wake the HA
   // loop; `broken`: etcd ended or cancelled the watch, so the cache may have missed events.

@@ -52,10 +52,13 @@ class EtcdClient {
 
   Result<RangeResult> range_prefix(const std::string& prefix);
   Result<RangeResult> range(const std::string& key);
-  Status put(const std::string& key, const std::string& value, int64_t lease = 0);
+  // `deadline`, as for call().
+  Status put(const std::string& key, const std::string& value, int64_t lease = 0,
+             std::optional<Clock::time_point> deadline = std::nullopt);
   Status delete_key(const std::string& key);
   Result<TxnResult> txn(const nlohmann::json& compare, const nlohmann::json& success,
-                        const nlohmann::json& failure = nlohmann::json::array());
+                        const nlohmann::json& failure = nlohmann::json::array(),
+                        std::optional<Clock::time_point> deadline = std::nullopt);
 
   Result<int64_t> lease_grant(int ttl_seconds);           // lease id
   Result<KeepAliveResult> lease_keepalive(int64_t id, std::optional<Clock::time_point> deadline = std::nullopt);
