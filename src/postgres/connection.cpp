@@ -1,7 +1,8 @@
 // Talking to the local PostgreSQL over libpq: the per-cycle state query, bootstrap SQL
-// (roles), post_init, and the connection strings pgwarden hands out. One short-lived
-// connection per call: these run a few times per HA cycle at most, and a fresh connection
-// never reports state from a server that was restarted underneath it.
+// (roles), post_init, and the connection strings pgwarden hands out. The state query keeps
+// one connection between cycles (a new backend every loop_wait would be most of an idle
+// member's CPU), and may be sent ahead of the cycle that reads it; a connection that broke
+// with a restart is replaced on the next use. Everything else opens a connection per call.
 #include <libpq-fe.h>
 
 #include <chrono>

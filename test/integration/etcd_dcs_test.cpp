@@ -46,6 +46,17 @@ class EtcdDcs : public ::testing::Test {
     return std::make_unique<Etcd3Dcs>(std::move(o));
   }
 
+  // Member "a" holding the leader key on etcd `own`, its view served from the watch cache.
+  std::unique_ptr<Etcd3Dcs> leader_with_cache(const EtcdServer& own, int ttl, int retry_timeout) {
+    auto a = make("a", ttl, {{"127.0.0.1", own.client_port()}}, retry_timeout);
+    EXPECT_TRUE(a->attempt_to_acquire_leader().ok());
+    EXPECT_TRUE(a->load_cluster().ok());
+    EXPECT_TRUE(a->update_leader(std::nullopt).ok());
+    EXPECT_FALSE(a->watch(100ms));  // the stream that lets the next load answer from the cache
+    EXPECT_TRUE(a->serves_from_cache());
+    return a;
+  }
+
   std::string prefix() const { return "/service/" + scope_ + "/"; }
   std::map<std::string, std::string> raw() { return server_->get_prefix(prefix()); }
 
@@ -54,6 +65,21 @@ class EtcdDcs : public ::testing::Test {
 };
 
 EtcdServer* EtcdDcs::server_ = nullptr;
+
+// SIGSTOP for a process (etcd stops answering, its sockets stay open) until resume() or the
+// end of the scope, even when an assertion failed half-way.
+class StoppedProcess {
+ public:
+  explicit StoppedProcess(int pid) : pid_(pid) { EXPECT_EQ(::kill(pid_, SIGSTOP), 0); }
+  ~StoppedProcess() { resume(); }
+  void resume() {
+    if (pid_ > 0) ::kill(pid_, SIGCONT);
+    pid_ = 0;
+  }
+
+ private:
+  int pid_;
+};
 
 // A counter from etcd's Prometheus metrics on its client port: the line that starts with
 // `series` (name and, if any, the first labels); -1 when absent.
@@ -280,23 +306,15 @@ TEST_F(EtcdDcs, DueMemberKeepAliveGoesOutWithTheView) {
 // then demotes) within retry_timeout of that keep-alive, and works again once etcd is back.
 TEST_F(EtcdDcs, UnansweredEarlyKeepAliveFailsTheRenewal) {
   EtcdServer own;
-  auto a = make("a", 10, {{"127.0.0.1", own.client_port()}}, /*retry_timeout=*/1);
-  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
-  ASSERT_TRUE(a->load_cluster().ok());
-  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
-  EXPECT_FALSE(a->watch(100ms));  // the stream that lets the next load answer from the cache
-  ASSERT_TRUE(a->serves_from_cache());
-  ASSERT_EQ(::kill(own.pid(), SIGSTOP), 0);
-  struct Resume {
-    int pid;
-    ~Resume() { ::kill(pid, SIGCONT); }
-  } resume{own.pid()};
+  auto a = leader_with_cache(own, 10, /*retry_timeout=*/1);
+  ASSERT_FALSE(HasFailure());
+  StoppedProcess stopped(own.pid());
   ASSERT_TRUE(a->load_cluster().ok());  // from the cache; the keep-alive waits unanswered
   const auto t0 = std::chrono::steady_clock::now();
   auto s = a->update_leader(std::nullopt);
   EXPECT_EQ(s.code(), Code::kUnavailable) << s.message();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms) << "bounded by retry_timeout (1 s)";
-  ASSERT_EQ(::kill(own.pid(), SIGCONT), 0);
+  stopped.resume();
   ASSERT_TRUE(test::wait_until([&] { return a->update_leader(std::nullopt).ok(); }, 10s));
   EXPECT_EQ(own.get_prefix(prefix())[prefix() + "leader"], "a");
 }
@@ -384,17 +402,9 @@ TEST_F(EtcdDcs, NoKeepAliveBeforeTheSleepWhereTheTtlLeavesNoRoom) {
 // early as it would have with a keep-alive sent on waking after the previous one.
 TEST_F(EtcdDcs, UnansweredKeepAliveSentBeforeTheSleepFailsTheRenewal) {
   EtcdServer own;
-  auto a = make("a", 10, {{"127.0.0.1", own.client_port()}}, /*retry_timeout=*/2);
-  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
-  ASSERT_TRUE(a->load_cluster().ok());
-  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
-  EXPECT_FALSE(a->watch(100ms));  // the stream that lets the next load answer from the cache
-  ASSERT_TRUE(a->serves_from_cache());
-  ASSERT_EQ(::kill(own.pid(), SIGSTOP), 0);
-  struct Resume {
-    int pid;
-    ~Resume() { ::kill(pid, SIGCONT); }
-  } resume{own.pid()};
+  auto a = leader_with_cache(own, 10, /*retry_timeout=*/2);
+  ASSERT_FALSE(HasFailure());
+  StoppedProcess stopped(own.pid());
   const auto sent = std::chrono::steady_clock::now();
   a->before_sleep(1000ms);
   EXPECT_FALSE(a->watch(1000ms));
@@ -402,7 +412,7 @@ TEST_F(EtcdDcs, UnansweredKeepAliveSentBeforeTheSleepFailsTheRenewal) {
   auto s = a->update_leader(std::nullopt);
   EXPECT_EQ(s.code(), Code::kUnavailable) << s.message();
   EXPECT_LT(std::chrono::steady_clock::now() - sent, 2700ms) << "bounded by retry_timeout (2 s) from the send";
-  ASSERT_EQ(::kill(own.pid(), SIGCONT), 0);
+  stopped.resume();
   ASSERT_TRUE(test::wait_until([&] { return a->update_leader(std::nullopt).ok(); }, 10s));
   EXPECT_EQ(own.get_prefix(prefix())[prefix() + "leader"], "a");
 }
@@ -414,20 +424,12 @@ TEST_F(EtcdDcs, UnansweredKeepAliveSentBeforeTheSleepFailsTheRenewal) {
 TEST_F(EtcdDcs, ALeaderWaitsOnEtcdNoLongerThanItsLeaseLeavesTimeToDemote) {
   EtcdServer own;
   // ttl 6, loop_wait 1, retry_timeout 2: decide by 4 s after the keep-alive.
-  auto a = make("a", 6, {{"127.0.0.1", own.client_port()}}, /*retry_timeout=*/2);
-  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
-  ASSERT_TRUE(a->load_cluster().ok());
-  ASSERT_TRUE(a->update_leader(std::nullopt).ok());
-  EXPECT_FALSE(a->watch(100ms));  // the stream that lets the next load answer from the cache
-  ASSERT_TRUE(a->serves_from_cache());
+  auto a = leader_with_cache(own, 6, /*retry_timeout=*/2);
+  ASSERT_FALSE(HasFailure());
   const auto sent = std::chrono::steady_clock::now();
   a->before_sleep(1000ms);
   std::this_thread::sleep_for(300ms);  // etcd answers it
-  ASSERT_EQ(::kill(own.pid(), SIGSTOP), 0);
-  struct Resume {
-    int pid;
-    ~Resume() { ::kill(pid, SIGCONT); }
-  } resume{own.pid()};
+  StoppedProcess stopped(own.pid());
   std::this_thread::sleep_for(700ms);
   ASSERT_TRUE(a->load_cluster().ok());  // from the cache
   EXPECT_TRUE(a->update_leader(int64_t{0x3000060}).ok()) << "renewed by the answer already in; the status write gave up";
@@ -435,7 +437,7 @@ TEST_F(EtcdDcs, ALeaderWaitsOnEtcdNoLongerThanItsLeaseLeavesTimeToDemote) {
   auto s = a->update_leader(std::nullopt);
   EXPECT_EQ(s.code(), Code::kUnavailable) << s.message();
   EXPECT_LT(std::chrono::steady_clock::now() - sent, 4700ms) << "past ttl - retry_timeout (4 s) after the keep-alive";
-  ASSERT_EQ(::kill(own.pid(), SIGCONT), 0);
+  stopped.resume();
   ASSERT_TRUE(test::wait_until([&] { return a->update_leader(std::nullopt).ok(); }, 10s));
   EXPECT_EQ(own.get_prefix(prefix())[prefix() + "leader"], "a");
 }
