@@ -57,6 +57,22 @@ class EtcdDcs : public ::testing::Test {
     return a;
   }
 
+  // Member "b" with ttl 4, loop_wait 1, retry_timeout 1 (its lease trusted for 2 s after a
+  // keep-alive) and its lease just granted.
+  std::unique_ptr<Etcd3Dcs> member_with_fresh_lease() {
+    auto b = make("b", /*ttl=*/4, {}, /*retry_timeout=*/1);
+    EXPECT_TRUE(b->load_cluster().ok());
+    EXPECT_TRUE(b->touch_member({{"state", "running"}}).ok());  // grants the lease
+    return b;
+  }
+
+  // Another member's view has `name`'s key.
+  void expect_member_key(const std::string& name) {
+    auto c = make("observer")->load_cluster();
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    EXPECT_TRUE(c->member(name)) << "the member key expired";
+  }
+
   std::string prefix() const { return "/service/" + scope_ + "/"; }
   std::map<std::string, std::string> raw() { return server_->get_prefix(prefix()); }
 
@@ -268,10 +284,8 @@ TEST_F(EtcdDcs, LeaderRenewalTakesTheKeepAliveSentWithTheView) {
 // the keep-alive goes out with the view and touch_member takes etcd's answer: one keep-alive
 // for that cycle, none for the cycles in between.
 TEST_F(EtcdDcs, DueMemberKeepAliveGoesOutWithTheView) {
-  // ttl 4, loop_wait 1, retry_timeout 1: the lease is trusted for 2 s after a keep-alive.
-  auto b = make("b", /*ttl=*/4, {}, /*retry_timeout=*/1);
-  ASSERT_TRUE(b->load_cluster().ok());
-  ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());  // grants the lease
+  auto b = member_with_fresh_lease();
+  ASSERT_FALSE(HasFailure());
   const long granted = keepalive_requests(server_->client_port());
   ASSERT_GE(granted, 0);
   ASSERT_TRUE(b->load_cluster().ok());
@@ -295,10 +309,7 @@ TEST_F(EtcdDcs, DueMemberKeepAliveGoesOutWithTheView) {
     ASSERT_TRUE(b->load_cluster().ok());
     ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());
   }
-  auto a = make("a");
-  auto c = a->load_cluster();
-  ASSERT_TRUE(c.ok()) << c.status().message();
-  EXPECT_TRUE(c->member("b")) << "the member key expired";
+  expect_member_key("b");
   EXPECT_LE(keepalive_requests(server_->client_port()), granted + 3) << "a keep-alive every other 1.1 s cycle";
 }
 
@@ -350,10 +361,8 @@ TEST_F(EtcdDcs, KeepAliveSentBeforeTheSleepStandsForTheNextRenewal) {
 // the next cycle takes its answer: with the lease trusted for two loops, one keep-alive every
 // other cycle, none sent on waking, and the member key outlives the TTL.
 TEST_F(EtcdDcs, DueMemberKeepAliveGoesOutBeforeTheSleep) {
-  // ttl 4, loop_wait 1, retry_timeout 1: the lease is trusted for 2 s after a keep-alive.
-  auto b = make("b", /*ttl=*/4, {}, /*retry_timeout=*/1);
-  ASSERT_TRUE(b->load_cluster().ok());
-  ASSERT_TRUE(b->touch_member({{"state", "running"}}).ok());  // grants the lease
+  auto b = member_with_fresh_lease();
+  ASSERT_FALSE(HasFailure());
   const long granted = keepalive_requests(server_->client_port());
   ASSERT_GE(granted, 0);
   long sent = granted;
@@ -368,10 +377,7 @@ TEST_F(EtcdDcs, DueMemberKeepAliveGoesOutBeforeTheSleep) {
   }
   EXPECT_GE(sent - granted, 2) << "kept alive";
   EXPECT_LE(sent - granted, 3) << "every other cycle, not every cycle";
-  auto a = make("a");
-  auto c = a->load_cluster();
-  ASSERT_TRUE(c.ok()) << c.status().message();
-  EXPECT_TRUE(c->member("b")) << "the member key expired";
+  expect_member_key("b");
 }
 
 // Where a failure seen a sleep later would leave the leader less than retry_timeout to demote

@@ -11,10 +11,11 @@ namespace {
 
 std::chrono::milliseconds seconds_ms(int s) { return std::chrono::milliseconds(int64_t{s} * 1000); }
 
-// An early keep-alive stands for the renewal only if it went out this recently: the lease
-// then runs at most this much shorter than a keep-alive sent at renewal time would make it.
-// (A cycle that spent longer between loading its view and renewing, say on a PostgreSQL
-// that was slow to answer, sends a keep-alive of its own.)
+// An early keep-alive stands for the renewal only if it went out this recently (one sent
+// before the sleep: this long after the sleep's end): the lease then runs at most this much
+// shorter than a keep-alive sent at renewal time would make it. (A cycle that spent longer
+// between loading its view and renewing, say on a PostgreSQL that was slow to answer, sends a
+// keep-alive of its own.)
 constexpr auto kEarlyKeepAliveValid = std::chrono::milliseconds(500);
 
 // What a leader's call to etcd still gets once the leader should already know whether it
@@ -78,9 +79,7 @@ Result<SharedCluster> Etcd3Dcs::load_shared_cluster() {
   // One the last cycle sent before its sleep is this cycle's; one it sent with its view and
   // did not take (it did not renew) is settled now.
   if (!early_from_sleep_) {
-    std::optional<Clock::time_point> cap;
-    if (leader_on_lease_ && lease_ != 0) cap = leader_decision_deadline_locked();
-    settle_early_keepalive_locked(cap);
+    settle_early_keepalive_locked(leader_wait_limit_locked(false));
   }
   early_from_sleep_ = false;
   if (!cache_live_) {
@@ -159,6 +158,11 @@ Clock::time_point Etcd3Dcs::leader_decision_deadline_locked() const {
   return std::max(last_refresh_ + seconds_ms(std::max(1, ttl_ - retry_timeout_)), Clock::now() + kLateLeaderCall);
 }
 
+std::optional<Clock::time_point> Etcd3Dcs::leader_wait_limit_locked(bool renewing) const {
+  if ((!renewing && !leader_on_lease_) || lease_ == 0) return std::nullopt;
+  return leader_decision_deadline_locked();
+}
+
 std::optional<Etcd3Dcs::EarlyKeepAlive> Etcd3Dcs::settle_early_keepalive_locked(std::optional<Clock::time_point> cap) {
   if (!early_keepalive_) return std::nullopt;
   EtcdClient::PendingKeepAlive pending = std::move(*early_keepalive_);
@@ -203,8 +207,7 @@ Status Etcd3Dcs::refresh_lease_locked(bool force) {
   std::optional<Clock::time_point> budget;
   // A leader (renewing, or holding the key on this lease) waits no longer than its lease
   // leaves it time to demote.
-  std::optional<Clock::time_point> cap;
-  if ((force || leader_on_lease_) && lease_ != 0) cap = leader_decision_deadline_locked();
+  const auto cap = leader_wait_limit_locked(force);
   if (auto early = settle_early_keepalive_locked(cap)) {
     if (early->renewed) return Status::Ok();
     // retry_timeout counts from the early keep-alive: what it used up is gone.
@@ -241,9 +244,7 @@ Status Etcd3Dcs::touch_member(const json& data) {
     const Member* m = cluster_->member(name_);
     if (m && m->session == session && m->data == data) return Status::Ok();
   }
-  std::optional<Clock::time_point> deadline;
-  if (leader_on_lease_) deadline = leader_decision_deadline_locked();
-  auto s = client_.put(member_key(), data.dump(), lease_, deadline);
+  auto s = client_.put(member_key(), data.dump(), lease_, leader_wait_limit_locked(false));
   if (s.code() == Code::kNotFound) {
     spdlog::error("Our lease disappeared from etcd, can not touch_member");
     lease_ = 0;

@@ -101,6 +101,9 @@ class Etcd3Dcs final : public Dcs {
   // where demoting in time is still possible. Past that moment, a call gets a short try
   // (kLateLeaderCall) rather than none. Caller holds mu_.
   Clock::time_point leader_decision_deadline_locked() const;
+  // That deadline for a call made while we hold the leader key on our lease, or while
+  // `renewing` it; nullopt (the usual retry_timeout) otherwise. Caller holds mu_.
+  std::optional<Clock::time_point> leader_wait_limit_locked(bool renewing) const;
   Status write_status_locked(int64_t lsn, std::optional<Clock::time_point> deadline);
   Status put_cas(const char* rel, const std::string& value, std::optional<int64_t> index);
   // Feeds a piece of the watch stream to the cache. `wake`: a change should wake the HA
