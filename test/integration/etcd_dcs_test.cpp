@@ -112,6 +112,16 @@ long watch_streams_started(int client_port) {
   return etcd_metric(client_port, R"(grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch")");
 }
 
+// The mod_revision of every key under `prefix`, read over etcd's JSON gateway.
+std::map<std::string, long> mod_revisions(int client_port, const std::string& prefix) {
+  const nlohmann::json req = {{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_range_end(prefix))}};
+  auto r = test::http_request("POST", "127.0.0.1", client_port, "/v3/kv/range", req.dump());
+  std::map<std::string, long> out;
+  if (r.status != 200) return out;
+  for (const auto& kv : decode_kvs(nlohmann::json::parse(r.body))) out[kv.key] = kv.mod_revision;
+  return out;
+}
+
 // Range requests (kv/range), not counting the reads inside a txn's compares.
 long range_requests(int client_port) {
   return etcd_metric(client_port, R"(grpc_server_started_total{grpc_method="Range",grpc_service="etcdserverpb.KV")");
@@ -611,6 +621,65 @@ TEST_F(EtcdDcs, WatchWakesOnLeaderChangeAndTimesOut) {
   ASSERT_TRUE(a->touch_member({{"state", "running"}}).ok());
   ASSERT_TRUE(a->update_leader(42).ok());
   EXPECT_FALSE(a->watch(500ms));
+}
+
+// A leader's status follows its WAL position, and so does its member key: when both change,
+// they go out in one request, so watchers get one event (one wake-up) instead of two. With
+// the member key unchanged the status goes alone; with the position unchanged, nothing. A
+// status not yet written when the next renewal comes is written then.
+TEST_F(EtcdDcs, ALeadersStatusAndMemberKeyGoOutInOneRequest) {
+  auto a = make("a");
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(100).ok());
+  ASSERT_TRUE(a->touch_member({{"state", "running"}, {"xlog_location", 100}}).ok());
+  const std::string status = prefix() + "status", member = prefix() + "members/a";
+  auto revs = mod_revisions(server_->client_port(), prefix());
+  EXPECT_EQ(revs[status], revs[member]) << "written together";
+  EXPECT_EQ(raw()[status], R"({"optime":100})");
+
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(200).ok());
+  ASSERT_TRUE(a->touch_member({{"state", "running"}, {"xlog_location", 100}}).ok());  // unchanged
+  auto alone = mod_revisions(server_->client_port(), prefix());
+  EXPECT_EQ(alone[member], revs[member]);
+  EXPECT_GT(alone[status], revs[status]);
+  EXPECT_EQ(raw()[status], R"({"optime":200})");
+
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(200).ok());
+  ASSERT_TRUE(a->touch_member({{"state", "running"}, {"xlog_location", 100}}).ok());
+  EXPECT_EQ(mod_revisions(server_->client_port(), prefix()), alone) << "nothing changed, nothing written";
+
+  // No member key written after the renewal: the next renewal (or the sleep) writes it.
+  ASSERT_TRUE(a->update_leader(300).ok());
+  ASSERT_TRUE(a->update_leader(300).ok());
+  EXPECT_EQ(raw()[status], R"({"optime":300})");
+  ASSERT_TRUE(a->update_leader(400).ok());
+  a->before_sleep(0ms);
+  EXPECT_EQ(raw()[status], R"({"optime":400})");
+
+  // Another member's view has both.
+  auto c = make("b")->load_cluster();
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->last_lsn, 400);
+  ASSERT_TRUE(c->member("a"));
+  EXPECT_EQ(c->member("a")->data.value("xlog_location", 0), 100);
+}
+
+// A leader that lost its key writes no status for the renewal that failed.
+TEST_F(EtcdDcs, NoStatusIsWrittenForAFailedRenewal) {
+  auto a = make("a"), b = make("b");
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->update_leader(100).ok());
+  ASSERT_TRUE(a->touch_member({{"state", "running"}}).ok());
+  ASSERT_TRUE(a->delete_leader(std::nullopt).ok());
+  ASSERT_TRUE(b->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  EXPECT_EQ(a->update_leader(500).code(), Code::kConflict);
+  EXPECT_TRUE(a->touch_member({{"state", "running"}, {"xlog_location", 500}}).ok());
+  a->before_sleep(0ms);
+  EXPECT_EQ(raw()[prefix() + "status"], R"({"optime":100})");
 }
 
 // One watch stream serves every HA cycle: it stays open between watch() calls (no new

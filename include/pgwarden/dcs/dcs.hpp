@@ -52,7 +52,9 @@ class Dcs {
   virtual Status attempt_to_acquire_leader() = 0;
 
   // Renews our leadership: keeps the lease alive and checks that the key still names us.
-  // Also records `last_lsn` (status.optime) when given. kConflict if the key is not ours.
+  // Also records `last_lsn` (status.optime) when given: at once, or (etcd) with the member key
+  // the cycle writes next, at the latest by its sleep or the next call. kConflict if the key
+  // is not ours.
   virtual Status update_leader(std::optional<int64_t> last_lsn) = 0;
 
   // Deletes the leader key if it is ours (after writing last_lsn when given).

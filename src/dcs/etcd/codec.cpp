@@ -2,6 +2,7 @@
 
 #include <boost/beast/core/detail/base64.hpp>
 
+#include <cctype>
 #include <charconv>
 
 namespace pgwarden::dcs::etcd {
@@ -124,9 +125,102 @@ class KeepAliveSax {
   std::string keys_[kDepth];
 };
 
+// The answer as etcd's gateway writes it, read in one pass without nlohmann's lexer (whose
+// code, cold after a loop_wait's sleep, cost an idle leader more than the answer's bytes):
+// objects, strings without escapes, and integers; nothing else. nullopt for anything outside
+// that (escapes, arrays, literals, floats, an "error" member, no "result", a bad TTL):
+// nlohmann's SAX parse (KeepAliveSax) then decides, so both read every answer alike.
+class PlainKeepAliveScan {
+ public:
+  explicit PlainKeepAliveScan(std::string_view in) : p_(in.data()), end_(in.data() + in.size()) {}
+
+  std::optional<KeepAliveAnswer> run() {
+    if (!object(0) || !has_result_) return std::nullopt;
+    return answer_;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 8;
+
+  void skip_space() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  bool take(char c) {
+    skip_space();
+    if (p_ >= end_ || *p_ != c) return false;
+    ++p_;
+    return true;
+  }
+  // A string without escapes or control characters: its text without the quotes.
+  bool string(std::string_view& out) {
+    skip_space();
+    if (p_ >= end_ || *p_ != '"') return false;
+    const char* begin = ++p_;
+    while (p_ < end_ && *p_ != '"') {
+      if (*p_ == '\\' || static_cast<unsigned char>(*p_) < 0x20) return false;
+      ++p_;
+    }
+    if (p_ >= end_) return false;
+    out = std::string_view(begin, static_cast<size_t>(p_ - begin));
+    ++p_;
+    return true;
+  }
+  bool object(int depth) {
+    if (depth >= kMaxDepth || !take('{')) return false;
+    if (take('}')) return true;
+    do {
+      std::string_view key;
+      if (!string(key) || !take(':')) return false;
+      if (depth == 0 && key == "error") return false;
+      if (depth == 0 && key == "result") has_result_ = true;
+      keys_[depth] = key;
+      if (!value(depth + 1)) return false;
+    } while (take(','));
+    return take('}');
+  }
+  // The value of the member keys_[depth - 1] (its path: keys_[0 .. depth - 1]).
+  bool value(int depth) {
+    skip_space();
+    if (p_ >= end_) return false;
+    if (*p_ == '{') return object(depth);
+    const bool in_result = keys_[0] == "result";
+    const int target = !in_result                                                     ? 0
+                       : depth == 2 && keys_[1] == "TTL"                                ? 1
+                       : depth == 3 && keys_[1] == "header" && keys_[2] == "revision" ? 2
+                                                                                        : 0;
+    std::string_view text;
+    if (*p_ == '"') {
+      if (!string(text)) return false;
+      if (!target) return true;
+    } else {
+      const char* begin = p_;
+      if (*p_ == '-') ++p_;
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+      text = std::string_view(begin, static_cast<size_t>(p_ - begin));
+      // An integer only: no fraction, exponent or literal (true, null, ...) goes this way.
+      const std::string_view digits = text.substr(!text.empty() && text[0] == '-' ? 1 : 0);
+      if (digits.empty() || (digits.size() > 1 && digits[0] == '0')) return false;  // as JSON has it
+      if (p_ < end_ && (*p_ == '.' || std::isalpha(static_cast<unsigned char>(*p_)))) return false;
+      if (!target) return true;
+    }
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size()) return false;
+    (target == 1 ? answer_.ttl : answer_.revision) = v;
+    return true;
+  }
+
+  const char* p_;
+  const char* end_;
+  std::string_view keys_[kMaxDepth];
+  bool has_result_ = false;
+  KeepAliveAnswer answer_;
+};
+
 }  // namespace
 
 std::optional<KeepAliveAnswer> read_keepalive_answer(std::string_view body) {
+  if (auto plain = PlainKeepAliveScan(body).run()) return plain;
   KeepAliveSax sax;
   // Not strict: a streamed answer may go on after its first object.
   const bool ok = nlohmann::json::sax_parse(body.begin(), body.end(), &sax, nlohmann::json::input_format_t::json, false);

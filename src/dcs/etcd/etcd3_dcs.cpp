@@ -76,6 +76,7 @@ Result<Cluster> Etcd3Dcs::load_cluster() {
 Result<SharedCluster> Etcd3Dcs::load_shared_cluster() {
   drain_watch();
   std::unique_lock lk(mu_);
+  flush_status_locked();  // left by a cycle that wrote no member key and did not sleep
   // One the last cycle sent before its sleep is this cycle's; one it sent with its view and
   // did not take (it did not renew) is settled now.
   if (!early_from_sleep_) {
@@ -130,6 +131,7 @@ bool Etcd3Dcs::presleep_keepalive_safe_locked() const {
 
 void Etcd3Dcs::before_sleep(std::chrono::milliseconds sleep) {
   std::lock_guard lk(mu_);
+  flush_status_locked();  // a cycle that renewed its lock but wrote no member key
   keepalives_before_sleep_ = true;
   if (early_keepalive_ || lease_ == 0 || sleep <= std::chrono::milliseconds(0)) return;
   sleep = std::min(sleep, seconds_ms(loop_wait_));
@@ -242,9 +244,25 @@ Status Etcd3Dcs::touch_member(const json& data) {
   const std::string session = session_of(lease_);
   if (cluster_) {
     const Member* m = cluster_->member(name_);
-    if (m && m->session == session && m->data == data) return Status::Ok();
+    if (m && m->session == session && m->data == data) {
+      flush_status_locked();
+      return Status::Ok();
+    }
   }
-  auto s = client_.put(member_key(), data.dump(), lease_, leader_wait_limit_locked(false));
+  Status s;
+  if (pending_status_ && leader_on_lease_) {
+    // A leader's member key changes with its WAL position, as the status does: both go in one
+    // request (and reach the watchers as one event), not one after the other.
+    auto t = client_.txn(json::array(),
+                         json::array({EtcdClient::op_put(key(kStatusKey), status_document(*pending_status_)),
+                                      EtcdClient::op_put(member_key(), data.dump(), lease_)}),
+                         json::array(), leader_wait_limit_locked(false));
+    s = t.ok() ? Status::Ok() : t.status();
+    if (s.ok()) last_status_ = pending_status_;
+    pending_status_.reset();
+  } else {
+    s = client_.put(member_key(), data.dump(), lease_, leader_wait_limit_locked(false));
+  }
   if (s.code() == Code::kNotFound) {
     spdlog::error("Our lease disappeared from etcd, can not touch_member");
     lease_ = 0;
@@ -304,6 +322,7 @@ Status Etcd3Dcs::attempt_to_acquire_leader() {
 
 Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
   std::lock_guard lk(mu_);
+  flush_status_locked();  // the last renewal's, if nothing wrote it since
   if (auto s = refresh_lease_locked(true); !s.ok()) return s;
   const std::string leader = key(kLeaderKey);
   // Usual case: the key names us and rides on our lease, which the keep-alive just renewed;
@@ -344,23 +363,37 @@ Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
     }
   }
   leader_on_lease_ = true;
-  if (last_lsn) {
-    // Leadership is confirmed; a lost status write only delays replicas' view of the LSN.
-    if (auto s = write_status_locked(*last_lsn, deadline); !s.ok())
-      spdlog::warn("could not write status: {}", s.message());
-  }
+  // Leadership is confirmed. The status goes out with the member key the cycle writes next
+  // (touch_member), alone if that key has not changed, at the latest before the sleep; as
+  // Patroni, not at all if the LSN has not moved. A lost status write only delays replicas'
+  // view of it.
+  if (last_lsn && last_status_ != *last_lsn) pending_status_ = *last_lsn;
   return Status::Ok();
 }
 
+std::string Etcd3Dcs::status_document(int64_t lsn) { return json{{"optime", lsn}}.dump(); }
+
 Status Etcd3Dcs::write_status_locked(int64_t lsn, std::optional<Clock::time_point> deadline) {
+  pending_status_.reset();
   if (last_status_ == lsn) return Status::Ok();  // as Patroni: no write (and no wake-ups) if unchanged
-  auto s = client_.put(key(kStatusKey), json{{"optime", lsn}}.dump(), 0, deadline);
+  auto s = client_.put(key(kStatusKey), status_document(lsn), 0, deadline);
   if (s.ok()) last_status_ = lsn;
   return s;
 }
 
+void Etcd3Dcs::flush_status_locked() {
+  if (!pending_status_) return;
+  if (!leader_on_lease_) {  // leadership ended since: the status is no longer ours to write
+    pending_status_.reset();
+    return;
+  }
+  if (auto s = write_status_locked(*pending_status_, leader_wait_limit_locked(false)); !s.ok())
+    spdlog::warn("could not write status: {}", s.message());
+}
+
 Status Etcd3Dcs::delete_leader(std::optional<int64_t> last_lsn) {
   std::lock_guard lk(mu_);
+  if (!last_lsn) flush_status_locked();
   if (last_lsn) {
     if (auto s = write_status_locked(*last_lsn, std::nullopt); !s.ok())
       spdlog::warn("could not write status: {}", s.message());
@@ -446,6 +479,7 @@ void Etcd3Dcs::set_loop_wait(int seconds) {
 
 void Etcd3Dcs::close() {
   std::lock_guard lk(mu_);
+  flush_status_locked();
   early_keepalive_.reset();
   early_from_sleep_ = false;
   if (lease_ == 0) return;

@@ -41,6 +41,46 @@ constexpr auto kWakeSlice = std::chrono::milliseconds(500);
 // watch stream right after its wait on that stream ended without data).
 constexpr auto kFreshLook = std::chrono::milliseconds(1);
 
+// A reply as etcd's gateway sends it: status and body; the header fields are read past, not
+// kept. (Beast's response_parser stores every field in a node of its own: seven allocations
+// and a tree for each keep-alive answer a leader reads every loop_wait, none of them used.
+// Beast itself handles what the fields mean for the framing: Content-Length, chunked,
+// Connection.)
+class ReplyParser : public http::basic_parser<false> {
+ public:
+  int status() const { return status_; }
+  std::string& body() { return body_; }
+  // Whether the body may grow past `limit` bytes (nullopt: no limit, a stream read in slices).
+  void limit_body(std::optional<size_t> limit) {
+    body_limit_ = limit;
+    if (limit) body_limit(*limit);
+    else body_limit(boost::none);
+  }
+
+ private:
+  void on_request_impl(http::verb, boost::beast::string_view, boost::beast::string_view, int, error_code&) override {}
+  void on_response_impl(int code, boost::beast::string_view, int, error_code&) override { status_ = code; }
+  void on_field_impl(http::field, boost::beast::string_view, boost::beast::string_view, error_code&) override {}
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+    if (length && body_limit_) body_.reserve(static_cast<size_t>(std::min<std::uint64_t>(*length, *body_limit_)));
+  }
+  size_t on_body_impl(boost::beast::string_view data, error_code&) override { return append(data); }
+  void on_chunk_header_impl(std::uint64_t, boost::beast::string_view, error_code&) override {}
+  size_t on_chunk_body_impl(std::uint64_t, boost::beast::string_view data, error_code&) override {
+    return append(data);
+  }
+  void on_finish_impl(error_code&) override {}
+  size_t append(boost::beast::string_view data) {
+    body_.append(data.data(), data.size());
+    return data.size();
+  }
+
+  int status_ = 0;
+  std::string body_;
+  std::optional<size_t> body_limit_;
+};
+
 }  // namespace
 
 namespace detail {
@@ -229,8 +269,8 @@ class Connection {
   }
 
   Result<HttpReply> receive(Clock::time_point deadline) {
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(64ull * 1024 * 1024);
+    ReplyParser parser;
+    parser.limit_body(64u * 1024 * 1024);
     PolledIo io(*this, deadline, nullptr);
     error_code ec;
     http::read(io, buffer_, parser, ec);
@@ -240,10 +280,10 @@ class Connection {
                                                ec == asio::error::connection_reset);
       return fail("cannot read the reply: " + ec.message());
     }
-    reusable_ = parser.get().keep_alive() && buffer_.size() == 0 && socket_.is_open();
+    reusable_ = parser.keep_alive() && buffer_.size() == 0 && socket_.is_open();
     HttpReply reply;
-    reply.status = static_cast<int>(parser.get().result_int());
-    reply.body = std::move(parser.get().body());
+    reply.status = parser.status();
+    reply.body = std::move(parser.body());
     return reply;
   }
 
@@ -262,7 +302,7 @@ class Connection {
                            const std::function<bool(std::string_view)>& on_data, bool no_wait = false) {
     if (!stream_) {
       stream_.emplace();
-      stream_->body_limit(boost::none);
+      stream_->limit_body(std::nullopt);
       // A dead etcd behind the stream is noticed within about 10 + 3 * 5 s instead of never.
       util::enable_tcp_keepalive(socket_.native_handle(), std::chrono::seconds(10), std::chrono::seconds(5), 3);
     }
@@ -276,9 +316,9 @@ class Connection {
       if (ec == asio::error::would_block || ec == asio::error::try_again) return StreamEnd::kTimeout;  // no_wait
       if (ec == http::error::end_of_stream || ec == asio::error::eof) return StreamEnd::kClosed;
       if (ec) return fail("stream broken: " + ec.message());
-      const int status = static_cast<int>(parser.get().result_int());
-      std::string chunk = std::move(parser.get().body());
-      parser.get().body().clear();
+      const int status = parser.status();
+      std::string chunk = std::move(parser.body());
+      parser.body().clear();
       if (status >= 300) {  // collect nothing; reported once the reply is complete
         if (parser.is_done()) return Status::Failed("etcd " + ep_.str() + " answered HTTP " + std::to_string(status));
         continue;
@@ -357,7 +397,7 @@ class Connection {
   bool rendered_ = false;
   std::string rendered_target_, rendered_body_, rendered_token_, request_bytes_;
   // The streamed reply being read (HttpStream), kept across calls.
-  std::optional<http::response_parser<http::string_body>> stream_;
+  std::optional<ReplyParser> stream_;
   asio::io_context ioc_{1};
   tcp::resolver resolver_{ioc_};
   tcp::socket socket_{ioc_};

@@ -121,6 +121,27 @@ TEST(EtcdCodec, KeepAliveAnswerReadWithoutADocument) {
       {"not JSON", "<html>bad gateway</html>", std::nullopt},
       {"empty", "", std::nullopt},
       {"array", R"([{"result":{"TTL":"10"}}])", std::nullopt},
+      // Beyond the gateway's usual shape (read by nlohmann's SAX instead): the same answers.
+      {"spaced out", " {\n \"result\" : { \"header\" : { \"revision\" : \"8\" } , \"TTL\" : \"6\" } }\r\n",
+       KeepAliveAnswer{6, 8}},
+      {"escape in another string", R"({"result":{"header":{"member_id":"a\"b","revision":"7"},"TTL":"5"}})",
+       KeepAliveAnswer{5, 7}},
+      {"escaped key", R"({"result":{"T\u0054L":"12"}})", KeepAliveAnswer{12, 0}},
+      {"literals and arrays elsewhere", R"({"result":{"header":{"ok":true,"x":null,"l":[1,2],"revision":"4"},"TTL":"3"}})",
+       KeepAliveAnswer{3, 4}},
+      {"float elsewhere", R"({"result":{"header":{"f":1.5,"revision":"2"},"TTL":"9"}})", KeepAliveAnswer{9, 2}},
+      {"negative TTL", R"({"result":{"TTL":"-1"}})", KeepAliveAnswer{-1, 0}},
+      {"duplicate TTL: the last one", R"({"result":{"TTL":"1","TTL":"2"}})", KeepAliveAnswer{2, 0}},
+      {"TTL as a float", R"({"result":{"TTL":10.5}})", std::nullopt},
+      {"TTL with an exponent", R"({"result":{"TTL":1e3}})", std::nullopt},
+      {"TTL with a leading zero", R"({"result":{"TTL":010}})", std::nullopt},
+      {"TTL too large", R"({"result":{"TTL":"99999999999999999999"}})", std::nullopt},
+      {"TTL with a plus", R"({"result":{"TTL":"+10"}})", std::nullopt},
+      {"control character in a string", "{\"result\":{\"ID\":\"a\tb\",\"TTL\":\"10\"}}", std::nullopt},
+      {"missing comma", R"({"result":{"ID":"1" "TTL":"10"}})", std::nullopt},
+      {"error after result", R"({"result":{"TTL":"10"},"error":{"message":"x"}})", std::nullopt},
+      {"deeply nested elsewhere", R"({"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":1}}}}}}}},"result":{"TTL":"2"}})",
+       KeepAliveAnswer{2, 0}},
   };
   for (const auto& c : cases) {
     auto got = read_keepalive_answer(c.body);

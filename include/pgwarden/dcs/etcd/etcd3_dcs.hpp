@@ -104,7 +104,11 @@ class Etcd3Dcs final : public Dcs {
   // That deadline for a call made while we hold the leader key on our lease, or while
   // `renewing` it; nullopt (the usual retry_timeout) otherwise. Caller holds mu_.
   std::optional<Clock::time_point> leader_wait_limit_locked(bool renewing) const;
+  // Writes the status document (unless it already says `lsn`); a pending one is then done.
   Status write_status_locked(int64_t lsn, std::optional<Clock::time_point> deadline);
+  // Writes the status update_leader left pending, if we still lead on our lease.
+  void flush_status_locked();
+  static std::string status_document(int64_t lsn);
   Status put_cas(const char* rel, const std::string& value, std::optional<int64_t> index);
   // Feeds a piece of the watch stream to the cache. `wake`: a change should wake the HA
   // loop; `broken`: etcd ended or cancelled the watch, so the cache may have missed events.
@@ -135,6 +139,7 @@ class Etcd3Dcs final : public Dcs {
   std::shared_ptr<const Cluster> cluster_; // last load_cluster(), with our own writes since
   int64_t view_revision_ = 0;              // revision that view is complete up to
   std::optional<int64_t> last_status_;     // optime of the last status document we wrote
+  std::optional<int64_t> pending_status_;  // optime update_leader confirmed, not yet written
   // We may have put the leader key on our lease (acquired or renewed it, and neither released
   // nor lost it since): keep_member_alive() must not renew that lease.
   bool leader_on_lease_ = false;
