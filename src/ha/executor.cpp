@@ -72,6 +72,7 @@ Status Executor::write_config(bool as_primary, const Snapshot& s) {
   if (auto st = pg_.write_configuration(parameters_for(as_primary, s), hba); !st) return st;
   written_parameters_ = config::effective_parameters(cfg_, s.dyn);
   written_hba_ = std::move(hba);
+  ++config_writes_;
   return Status::Ok();
 }
 

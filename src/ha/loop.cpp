@@ -94,6 +94,15 @@ const nlohmann::json& HaLoop::effective_parameters() {
   return *effective_parameters_;
 }
 
+bool HaLoop::config_stale() {
+  const std::pair<uint64_t, uint64_t> asked_for{config_generation_, executor_.config_writes()};
+  if (stale_asked_for_ != asked_for) {
+    stale_ = executor_.config_stale(dyn_, effective_parameters());
+    stale_asked_for_ = asked_for;
+  }
+  return stale_;
+}
+
 LocalPostgres HaLoop::read_local(std::optional<postgres::PgState>* state,
                                  std::optional<std::chrono::milliseconds> accept_ahead) {
   LocalPostgres l;
@@ -302,7 +311,7 @@ void HaLoop::cycle() {
   s.replica_creation_failed = s.now < executor_.replica_retry_after();
   s.reload_requested = reload_requested_;
   reload_requested_ = false;
-  s.config_stale = s.pg.running && executor_.config_stale(dyn_, effective_parameters());
+  s.config_stale = s.pg.running && config_stale();
   if (requests_) {
     s.requests = requests_->take();
     s.scheduled_restart = requests_->scheduled_restart();

@@ -52,6 +52,8 @@ class Executor {
   bool config_stale(const config::DynamicConfig& dyn) const;
   // The same, given effective_parameters(cfg, dyn) already computed.
   bool config_stale(const config::DynamicConfig& dyn, const nlohmann::json& effective) const;
+  // Moves whenever the configuration files are written (config_stale's answer may change).
+  uint64_t config_writes() const { return config_writes_; }
 
  private:
   Status bootstrap(const Snapshot& s, Outcome& out);
@@ -98,6 +100,7 @@ class Executor {
   // What the configuration files were last written from.
   std::optional<nlohmann::json> written_parameters_;
   std::vector<std::string> written_hba_;
+  uint64_t config_writes_ = 0;
 };
 
 }  // namespace pgwarden::ha

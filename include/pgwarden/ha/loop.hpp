@@ -88,6 +88,11 @@ class HaLoop {
   const nlohmann::json& effective_parameters();
   std::optional<nlohmann::json> effective_parameters_;
   uint64_t effective_for_ = 0;
+  // Executor::config_stale compares every parameter: asked again only when the configuration
+  // (config_generation_) or the files written from it (Executor::config_writes) changed.
+  bool config_stale();
+  std::optional<std::pair<uint64_t, uint64_t>> stale_asked_for_;
+  bool stale_ = false;
   // command_line_changes() as last asked ("<postmaster start>@<config generation>").
   std::string cmdline_asked_for_;
   std::vector<std::string> cmdline_changes_;
