@@ -127,7 +127,7 @@ class KeepAliveSax {
 
 // The answer as etcd's gateway writes it, read in one pass without nlohmann's lexer (whose
 // code, cold after a loop_wait's sleep, cost an idle leader more than the answer's bytes):
-// objects, strings without escapes, and integers; nothing else. nullopt for anything outside
+// objects, printable ASCII strings without escapes, and integers; nothing else. nullopt for anything outside
 // that (escapes, arrays, literals, floats, an "error" member, no "result", a bad TTL):
 // nlohmann's SAX parse (KeepAliveSax) then decides, so both read every answer alike.
 class PlainKeepAliveScan {
@@ -151,13 +151,15 @@ class PlainKeepAliveScan {
     ++p_;
     return true;
   }
-  // A string without escapes or control characters: its text without the quotes.
+  // A string of printable ASCII without escapes (nlohmann checks UTF-8 and escapes): its text
+  // without the quotes.
   bool string(std::string_view& out) {
     skip_space();
     if (p_ >= end_ || *p_ != '"') return false;
     const char* begin = ++p_;
     while (p_ < end_ && *p_ != '"') {
-      if (*p_ == '\\' || static_cast<unsigned char>(*p_) < 0x20) return false;
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '\\' || c < 0x20 || c > 0x7e) return false;
       ++p_;
     }
     if (p_ >= end_) return false;

@@ -393,10 +393,11 @@ void Etcd3Dcs::flush_status_locked() {
 
 Status Etcd3Dcs::delete_leader(std::optional<int64_t> last_lsn) {
   std::lock_guard lk(mu_);
-  if (!last_lsn) flush_status_locked();
   if (last_lsn) {
     if (auto s = write_status_locked(*last_lsn, std::nullopt); !s.ok())
       spdlog::warn("could not write status: {}", s.message());
+  } else {
+    flush_status_locked();  // the last renewal's, if nothing wrote it since
   }
   const std::string leader = key(kLeaderKey);
   auto t = client_.txn(json::array({EtcdClient::cmp_value(leader, name_)}), json::array({EtcdClient::op_delete(leader)}),

@@ -138,6 +138,8 @@ TEST(EtcdCodec, KeepAliveAnswerReadWithoutADocument) {
       {"TTL too large", R"({"result":{"TTL":"99999999999999999999"}})", std::nullopt},
       {"TTL with a plus", R"({"result":{"TTL":"+10"}})", std::nullopt},
       {"control character in a string", "{\"result\":{\"ID\":\"a\tb\",\"TTL\":\"10\"}}", std::nullopt},
+      {"UTF-8 elsewhere", "{\"result\":{\"ID\":\"caf\xc3\xa9\",\"TTL\":\"10\"}}", KeepAliveAnswer{10, 0}},
+      {"invalid UTF-8 elsewhere", "{\"result\":{\"ID\":\"a\xff\",\"TTL\":\"10\"}}", std::nullopt},
       {"missing comma", R"({"result":{"ID":"1" "TTL":"10"}})", std::nullopt},
       {"error after result", R"({"result":{"TTL":"10"},"error":{"message":"x"}})", std::nullopt},
       {"deeply nested elsewhere", R"({"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":1}}}}}}}},"result":{"TTL":"2"}})",
