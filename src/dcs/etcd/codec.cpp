@@ -58,6 +58,20 @@ std::string prefix_range_end(const std::string& prefix) {
 
 namespace {
 
+// Which field of a keep-alive answer a value is, from its depth and the keys on its path:
+// result.TTL (1), result.header.revision (2) or neither (0). Both readers below ask this.
+int keepalive_field(int depth, std::string_view k0, std::string_view k1, std::string_view k2) {
+  if (k0 != "result") return 0;
+  if (depth == 2 && k1 == "TTL") return 1;
+  if (depth == 3 && k1 == "header" && k2 == "revision") return 2;
+  return 0;
+}
+
+void set_keepalive_field(KeepAliveAnswer& answer, int field, int64_t v) {
+  if (field == 1) answer.ttl = v;
+  if (field == 2) answer.revision = v;
+}
+
 // nlohmann's SAX interface over one object, remembering the keys on the way down (to a fixed
 // depth) and picking up result.TTL and result.header.revision.
 class KeepAliveSax {
@@ -105,19 +119,10 @@ class KeepAliveSax {
     return true;
   }
   // The value just read is result.TTL (1) or result.header.revision (2).
-  int target() const {
-    if (keys_[0] != "result") return 0;
-    if (depth_ == 2 && keys_[1] == "TTL") return 1;
-    if (depth_ == 3 && keys_[1] == "header" && keys_[2] == "revision") return 2;
-    return 0;
-  }
+  int target() const { return keepalive_field(depth_, keys_[0], keys_[1], keys_[2]); }
   bool value() const { return !target(); }
   bool number(int64_t v) {
-    switch (target()) {
-      case 1: answer.ttl = v; break;
-      case 2: answer.revision = v; break;
-      default: break;
-    }
+    set_keepalive_field(answer, target(), v);
     return true;
   }
   int depth_ = 0;
@@ -185,11 +190,7 @@ class PlainKeepAliveScan {
     skip_space();
     if (p_ >= end_) return false;
     if (*p_ == '{') return object(depth);
-    const bool in_result = keys_[0] == "result";
-    const int target = !in_result                                                     ? 0
-                       : depth == 2 && keys_[1] == "TTL"                                ? 1
-                       : depth == 3 && keys_[1] == "header" && keys_[2] == "revision" ? 2
-                                                                                        : 0;
+    const int target = keepalive_field(depth, keys_[0], keys_[1], keys_[2]);
     std::string_view text;
     if (*p_ == '"') {
       if (!string(text)) return false;
@@ -208,7 +209,7 @@ class PlainKeepAliveScan {
     int64_t v = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (ec != std::errc() || end != text.data() + text.size()) return false;
-    (target == 1 ? answer_.ttl : answer_.revision) = v;
+    set_keepalive_field(answer_, target, v);
     return true;
   }
 

@@ -22,6 +22,9 @@ constexpr auto kEarlyKeepAliveValid = std::chrono::milliseconds(500);
 // keeps its lock (leader_decision_deadline_locked).
 constexpr auto kLateLeaderCall = std::chrono::milliseconds(250);
 
+// The status key's document: {"optime": lsn}, as Patroni writes it.
+std::string status_document(int64_t lsn) { return json{{"optime", lsn}}.dump(); }
+
 // The key-value a txn's failure branch read back with op_range, if the key exists.
 std::optional<KeyValue> ranged_kv(const TxnResult& t) {
   for (const auto& resp : t.responses) {
@@ -370,8 +373,6 @@ Status Etcd3Dcs::update_leader(std::optional<int64_t> last_lsn) {
   if (last_lsn && last_status_ != *last_lsn) pending_status_ = *last_lsn;
   return Status::Ok();
 }
-
-std::string Etcd3Dcs::status_document(int64_t lsn) { return json{{"optime", lsn}}.dump(); }
 
 Status Etcd3Dcs::write_status_locked(int64_t lsn, std::optional<Clock::time_point> deadline) {
   pending_status_.reset();

@@ -50,12 +50,6 @@ class ReplyParser : public http::basic_parser<false> {
  public:
   int status() const { return status_; }
   std::string& body() { return body_; }
-  // Whether the body may grow past `limit` bytes (nullopt: no limit, a stream read in slices).
-  void limit_body(std::optional<size_t> limit) {
-    body_limit_ = limit;
-    if (limit) body_limit(*limit);
-    else body_limit(boost::none);
-  }
 
  private:
   void on_request_impl(http::verb, boost::beast::string_view, boost::beast::string_view, int, error_code&) override {}
@@ -63,7 +57,8 @@ class ReplyParser : public http::basic_parser<false> {
   void on_field_impl(http::field, boost::beast::string_view, boost::beast::string_view, error_code&) override {}
   void on_header_impl(error_code&) override {}
   void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
-    if (length && body_limit_) body_.reserve(static_cast<size_t>(std::min<std::uint64_t>(*length, *body_limit_)));
+    // The room a sized body needs, up to a bound (a larger one grows as it arrives).
+    if (length) body_.reserve(static_cast<size_t>(std::min<std::uint64_t>(*length, 1u << 20)));
   }
   size_t on_body_impl(boost::beast::string_view data, error_code&) override { return append(data); }
   void on_chunk_header_impl(std::uint64_t, boost::beast::string_view, error_code&) override {}
@@ -78,7 +73,6 @@ class ReplyParser : public http::basic_parser<false> {
 
   int status_ = 0;
   std::string body_;
-  std::optional<size_t> body_limit_;
 };
 
 }  // namespace
@@ -270,7 +264,7 @@ class Connection {
 
   Result<HttpReply> receive(Clock::time_point deadline) {
     ReplyParser parser;
-    parser.limit_body(64u * 1024 * 1024);
+    parser.body_limit(64u * 1024 * 1024);
     PolledIo io(*this, deadline, nullptr);
     error_code ec;
     http::read(io, buffer_, parser, ec);
@@ -302,7 +296,7 @@ class Connection {
                            const std::function<bool(std::string_view)>& on_data, bool no_wait = false) {
     if (!stream_) {
       stream_.emplace();
-      stream_->limit_body(std::nullopt);
+      stream_->body_limit(boost::none);
       // A dead etcd behind the stream is noticed within about 10 + 3 * 5 s instead of never.
       util::enable_tcp_keepalive(socket_.native_handle(), std::chrono::seconds(10), std::chrono::seconds(5), 3);
     }

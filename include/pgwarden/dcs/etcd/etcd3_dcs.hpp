@@ -108,7 +108,6 @@ class Etcd3Dcs final : public Dcs {
   Status write_status_locked(int64_t lsn, std::optional<Clock::time_point> deadline);
   // Writes the status update_leader left pending, if we still lead on our lease.
   void flush_status_locked();
-  static std::string status_document(int64_t lsn);
   Status put_cas(const char* rel, const std::string& value, std::optional<int64_t> index);
   // Feeds a piece of the watch stream to the cache. `wake`: a change should wake the HA
   // loop; `broken`: etcd ended or cancelled the watch, so the cache may have missed events.
