@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "pgwarden/util/log.hpp"
+#include "pgwarden/util/plain_json.hpp"
 
 namespace pgwarden::dcs::etcd {
 
@@ -14,7 +15,7 @@ namespace {
 using nlohmann::json;
 
 std::optional<json> parse_json(const std::string& value) {
-  auto j = json::parse(value, nullptr, false);
+  auto j = util::parse_json_text(value);
   if (j.is_discarded()) return std::nullopt;
   return j;
 }

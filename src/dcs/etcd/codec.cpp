@@ -2,6 +2,8 @@
 
 #include <boost/beast/core/detail/base64.hpp>
 
+#include "pgwarden/util/plain_json.hpp"
+
 #include <cctype>
 #include <charconv>
 
@@ -291,8 +293,7 @@ std::vector<nlohmann::json> JsonObjectStream::feed(std::string_view data) {
       if (depth++ == 0) start = i;
     } else if (c == '}' && depth > 0) {
       if (--depth == 0) {
-        auto parsed = nlohmann::json::parse(buf_.begin() + static_cast<std::ptrdiff_t>(start),
-                                            buf_.begin() + static_cast<std::ptrdiff_t>(i + 1), nullptr, false);
+        auto parsed = util::parse_json_text(std::string_view(buf_).substr(start, i + 1 - start));
         if (!parsed.is_discarded()) out.push_back(std::move(parsed));
         consumed = i + 1;
       }

@@ -1,0 +1,169 @@
+#include "pgwarden/util/plain_json.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+
+namespace pgwarden::util {
+
+using nlohmann::json;
+
+namespace {
+
+class PlainReader {
+ public:
+  explicit PlainReader(std::string_view in) : p_(in.data()), end_(in.data() + in.size()) {}
+
+  std::optional<json> run() {
+    json out;
+    if (!value(out, 0)) return std::nullopt;
+    skip_space();
+    if (p_ != end_) return std::nullopt;  // as nlohmann's strict parse: one value, nothing after
+    return out;
+  }
+
+ private:
+  // Deeper texts go to nlohmann (recursion here is bounded; nlohmann's is its own business).
+  static constexpr int kMaxDepth = 64;
+
+  void skip_space() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  bool take(char c) {
+    skip_space();
+    if (p_ >= end_ || *p_ != c) return false;
+    ++p_;
+    return true;
+  }
+  // Printable ASCII without escapes: text that needs no decoding and no UTF-8 check.
+  bool string(std::string_view& out) {
+    if (p_ >= end_ || *p_ != '"') return false;
+    const char* begin = ++p_;
+    while (p_ < end_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') break;
+      if (c == '\\' || c < 0x20 || c > 0x7e) return false;
+      ++p_;
+    }
+    if (p_ >= end_) return false;
+    out = std::string_view(begin, static_cast<size_t>(p_ - begin));
+    ++p_;
+    return true;
+  }
+  bool literal(std::string_view word) {
+    if (static_cast<size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
+    p_ += word.size();
+    return true;
+  }
+  // JSON's number grammar. Integers as nlohmann types them (unsigned when not negative,
+  // signed when negative); fractions and exponents as a double, correctly rounded as
+  // nlohmann's strtod rounds them. What does not fit its type goes to nlohmann.
+  bool number(json& out) {
+    const char* begin = p_;
+    const bool negative = p_ < end_ && *p_ == '-';
+    if (negative) ++p_;
+    const char* digits = p_;
+    skip_digits();
+    if (p_ == digits || (p_ - digits > 1 && *digits == '0')) return false;  // none, or a leading zero
+    const char* integer_end = p_;
+    if (p_ < end_ && *p_ == '.') {
+      ++p_;
+      if (!skip_digits()) return false;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (!skip_digits()) return false;
+    }
+    if (p_ != integer_end) {
+      double v = 0;
+      auto [end, ec] = std::from_chars(begin, p_, v);
+      if (ec != std::errc() || end != p_ || !std::isfinite(v)) return false;
+      out = v;
+    } else if (negative) {
+      int64_t v = 0;
+      auto [end, ec] = std::from_chars(begin, p_, v);
+      if (ec != std::errc() || end != p_) return false;
+      out = v;
+    } else {
+      uint64_t v = 0;
+      auto [end, ec] = std::from_chars(digits, p_, v);
+      if (ec != std::errc() || end != p_) return false;
+      out = v;
+    }
+    return true;
+  }
+  // At least one digit passed.
+  bool skip_digits() {
+    const char* from = p_;
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    return p_ != from;
+  }
+  bool value(json& out, int depth) {
+    skip_space();
+    if (p_ >= end_) return false;
+    switch (*p_) {
+      case '{': return object(out, depth + 1);
+      case '[': return array(out, depth + 1);
+      case '"': {
+        std::string_view s;
+        if (!string(s)) return false;
+        out = std::string(s);
+        return true;
+      }
+      case 't':
+        out = true;
+        return literal("true");
+      case 'f':
+        out = false;
+        return literal("false");
+      case 'n':
+        out = nullptr;
+        return literal("null");
+      default:
+        return number(out);
+    }
+  }
+  bool object(json& out, int depth) {
+    if (depth > kMaxDepth) return false;
+    ++p_;  // '{'
+    out = json::object();
+    if (take('}')) return true;
+    auto& members = out.get_ref<json::object_t&>();
+    do {
+      skip_space();
+      std::string_view key;
+      if (!string(key) || !take(':')) return false;
+      json v;
+      if (!value(v, depth)) return false;
+      members.insert_or_assign(std::string(key), std::move(v));  // the last of duplicates wins
+    } while (take(','));
+    return take('}');
+  }
+  bool array(json& out, int depth) {
+    if (depth > kMaxDepth) return false;
+    ++p_;  // '['
+    out = json::array();
+    if (take(']')) return true;
+    auto& items = out.get_ref<json::array_t&>();
+    do {
+      items.emplace_back();
+      if (!value(items.back(), depth)) return false;
+    } while (take(','));
+    return take(']');
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
+}  // namespace
+
+std::optional<json> read_plain_json(std::string_view text) { return PlainReader(text).run(); }
+
+json parse_json_text(std::string_view text) {
+  if (auto plain = read_plain_json(text)) return std::move(*plain);
+  return json::parse(text.begin(), text.end(), nullptr, false);
+}
+
+}  // namespace pgwarden::util
