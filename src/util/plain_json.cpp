@@ -14,11 +14,19 @@ class PlainReader {
  public:
   explicit PlainReader(std::string_view in) : p_(in.data()), end_(in.data() + in.size()) {}
 
-  std::optional<json> run() {
+  // The value at the start of the text, and where it ends (text after it is not looked at).
+  std::optional<json> run_prefix(size_t* used) {
+    const char* begin = p_;
     json out;
     if (!value(out, 0)) return std::nullopt;
+    *used = static_cast<size_t>(p_ - begin);
+    return out;
+  }
+  std::optional<json> run() {
+    size_t used = 0;
+    auto out = run_prefix(&used);
     skip_space();
-    if (p_ != end_) return std::nullopt;  // as nlohmann's strict parse: one value, nothing after
+    if (!out || p_ != end_) return std::nullopt;  // as nlohmann's strict parse: one value, nothing after
     return out;
   }
 
@@ -160,6 +168,10 @@ class PlainReader {
 }  // namespace
 
 std::optional<json> read_plain_json(std::string_view text) { return PlainReader(text).run(); }
+
+std::optional<json> read_plain_json_prefix(std::string_view text, size_t* used) {
+  return PlainReader(text).run_prefix(used);
+}
 
 json parse_json_text(std::string_view text) {
   if (auto plain = read_plain_json(text)) return std::move(*plain);

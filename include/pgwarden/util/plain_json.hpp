@@ -18,6 +18,10 @@ namespace pgwarden::util {
 
 std::optional<nlohmann::json> read_plain_json(std::string_view text);
 
+// The plain value at the start of `text` (leading whitespace allowed), whatever follows it;
+// `used` receives how many characters it took. nullopt as above, and when the value is cut off.
+std::optional<nlohmann::json> read_plain_json_prefix(std::string_view text, size_t* used);
+
 // read_plain_json, else nlohmann::json::parse without exceptions (a discarded value when the
 // text is not one JSON value).
 nlohmann::json parse_json_text(std::string_view text);

@@ -276,10 +276,22 @@ std::vector<nlohmann::json> JsonObjectStream::feed(std::string_view data) {
   buf_.append(data);
   std::vector<nlohmann::json> out;
   size_t consumed = 0;
+  // The usual message is one plain object: read it in place, with no scan for its end first.
+  // Whatever the plain read cannot take (an object cut off by the chunk, escapes, text
+  // between objects) is left to the scan below, from where the plain read stopped.
+  for (;;) {
+    while (consumed < buf_.size() && std::isspace(static_cast<unsigned char>(buf_[consumed]))) ++consumed;
+    if (consumed >= buf_.size() || buf_[consumed] != '{') break;
+    size_t used = 0;
+    auto plain = util::read_plain_json_prefix(std::string_view(buf_).substr(consumed), &used);
+    if (!plain) break;
+    out.push_back(std::move(*plain));
+    consumed += used;
+  }
   size_t start = std::string::npos;
   int depth = 0;
   bool in_string = false, escaped = false;
-  for (size_t i = 0; i < buf_.size(); ++i) {
+  for (size_t i = consumed; i < buf_.size(); ++i) {
     char c = buf_[i];
     if (in_string) {
       if (escaped) escaped = false;

@@ -84,6 +84,34 @@ TEST(EtcdCodec, JsonObjectStreamSplitsConcatenatedAndPartialObjects) {
   EXPECT_EQ(b[0]["a"], "x}{\"y");
 }
 
+// Plain messages, one with escapes (not plain), garbage and a bad object between them: cut into
+// two reads at every position, the stream hands out the same documents in the same order.
+TEST(EtcdCodec, JsonObjectStreamGivesTheSameObjectsWhereverAReadEnds) {
+  const std::string stream =
+      R"({"result":{"header":{"revision":"105"},"events":[{"kv":{"key":"L2E=","mod_revision":"105"}}]}})"
+      "\n"
+      R"( {"result":{"x":"quote \" and \\ inside","n":[1,2.5,-3,true,null]}} junk )"
+      R"({"bad": } {"result":{"canceled":true}}{"last":{}})";
+  const std::vector<nlohmann::json> want = {
+      nlohmann::json::parse(R"({"result":{"header":{"revision":"105"},"events":[{"kv":{"key":"L2E=","mod_revision":"105"}}]}})"),
+      nlohmann::json::parse(R"({"result":{"x":"quote \" and \\ inside","n":[1,2.5,-3,true,null]}})"),
+      nlohmann::json::parse(R"({"result":{"canceled":true}})"),
+      nlohmann::json::parse(R"({"last":{}})"),
+  };
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    JsonObjectStream s;
+    auto got = s.feed(stream.substr(0, cut));
+    auto rest = s.feed(stream.substr(cut));
+    got.insert(got.end(), rest.begin(), rest.end());
+    ASSERT_EQ(got.size(), want.size()) << "cut at " << cut;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(got[i], want[i]) << "cut at " << cut << ", object " << i;
+      EXPECT_EQ(got[i].dump(), want[i].dump()) << "cut at " << cut << ", object " << i;
+    }
+    EXPECT_TRUE(s.feed("").empty()) << "nothing left over after a cut at " << cut;
+  }
+}
+
 TEST(EtcdCodec, FirstJsonObjectOfStreamedReply) {
   auto j = first_json_object("{\"result\":{\"TTL\":\"5\"}}\n");
   ASSERT_TRUE(j.is_object());

@@ -86,6 +86,19 @@ TEST(PlainJson, LeavesEverythingElseToNlohmann) {
   }
 }
 
+TEST(PlainJson, APrefixIsReadUpToItsEnd) {
+  size_t used = 0;
+  auto first = read_plain_json_prefix(R"(  {"a":[1,{"b":"}"}]}{"next":1} trailing)", &used);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(*first, json::parse(R"({"a":[1,{"b":"}"}]})"));
+  EXPECT_EQ(used, std::string(R"(  {"a":[1,{"b":"}"}]})").size());
+  used = 99;
+  EXPECT_FALSE(read_plain_json_prefix(R"({"a":[1,{"b":"}"}])", &used)) << "cut off";
+  EXPECT_FALSE(read_plain_json_prefix(R"({"a":"esc\"aped"} {})", &used)) << "not plain";
+  EXPECT_FALSE(read_plain_json_prefix("", &used));
+  EXPECT_EQ(used, 99u) << "untouched when nothing was read";
+}
+
 // Every text, whichever path reads it, gives nlohmann's document: the plain texts with bytes
 // changed, dropped and doubled at random (a fixed seed, so a failure repeats).
 TEST(PlainJson, MutatedTextsGiveNlohmannsDocument) {
