@@ -667,6 +667,34 @@ TEST_F(EtcdDcs, ALeadersStatusAndMemberKeyGoOutInOneRequest) {
   EXPECT_EQ(c->member("a")->data.value("xlog_location", 0), 100);
 }
 
+// After a leader's status write, its watch lets the members' answers gather for a moment and
+// takes them in one read: a change that wakes a leader (a new member) arriving meanwhile is
+// reported, with every member that arrived, but not before that moment has passed.
+TEST_F(EtcdDcs, ALeaderLetsTheMembersAnswersToItsStatusGather) {
+  auto a = make("a");
+  ASSERT_TRUE(a->attempt_to_acquire_leader().ok());
+  ASSERT_TRUE(a->load_cluster().ok());
+  ASSERT_TRUE(a->update_leader(100).ok());
+  const auto written = std::chrono::steady_clock::now();
+  ASSERT_TRUE(a->touch_member({{"state", "running"}, {"xlog_location", 100}}).ok());
+  std::unique_ptr<Etcd3Dcs> b, c;
+  std::thread members([&] {
+    b = make("b");
+    c = make("c");
+    (void)b->touch_member({{"state", "running"}});
+    (void)c->touch_member({{"state", "running"}});
+  });
+  EXPECT_TRUE(a->watch(10s)) << "a new member wakes the leader";
+  const auto waited = std::chrono::steady_clock::now() - written;
+  members.join();
+  EXPECT_GE(waited, Etcd3Dcs::kMemberAnswerWindow);
+  auto view = a->load_cluster();
+  ASSERT_TRUE(view.ok()) << view.status().message();
+  EXPECT_TRUE(view->member("b"));
+  EXPECT_TRUE(view->member("c"));
+
+}
+
 // A leader that lost its key writes no status for the renewal that failed.
 TEST_F(EtcdDcs, NoStatusIsWrittenForAFailedRenewal) {
   auto a = make("a"), b = make("b");

@@ -261,7 +261,10 @@ Status Etcd3Dcs::touch_member(const json& data) {
                                       EtcdClient::op_put(member_key(), data.dump(), lease_)}),
                          json::array(), leader_wait_limit_locked(false));
     s = t.ok() ? Status::Ok() : t.status();
-    if (s.ok()) last_status_ = pending_status_;
+    if (s.ok()) {
+      last_status_ = pending_status_;
+      expect_member_answers_locked();
+    }
     pending_status_.reset();
   } else {
     s = client_.put(member_key(), data.dump(), lease_, leader_wait_limit_locked(false));
@@ -378,8 +381,15 @@ Status Etcd3Dcs::write_status_locked(int64_t lsn, std::optional<Clock::time_poin
   pending_status_.reset();
   if (last_status_ == lsn) return Status::Ok();  // as Patroni: no write (and no wake-ups) if unchanged
   auto s = client_.put(key(kStatusKey), status_document(lsn), 0, deadline);
-  if (s.ok()) last_status_ = lsn;
+  if (s.ok()) {
+    last_status_ = lsn;
+    expect_member_answers_locked();
+  }
   return s;
+}
+
+void Etcd3Dcs::expect_member_answers_locked() {
+  if (leader_on_lease_) watch_rest_until_ = Clock::now() + kMemberAnswerWindow;
 }
 
 void Etcd3Dcs::flush_status_locked() {

@@ -55,6 +55,21 @@ void Etcd3Dcs::drain_watch() {
 bool Etcd3Dcs::watch(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   if (wake_.take()) return true;
+  {
+    // A leader's status write comes back as its own echo and then as one member-key write per
+    // replica, tens of milliseconds apart: reading each as it comes is a wake-up apiece. None
+    // of them wakes a leader, and nothing a leader hears on the watch needs it within the
+    // window (its lock rides on its own lease; a new member's slot or a configuration change
+    // can wait that long), so it lets them gather and reads them together. A wake() (REST
+    // request, reload, shutdown) still ends the wait at once.
+    std::unique_lock lk(mu_);
+    const auto rest_until = std::min(deadline, watch_rest_until_);
+    watch_rest_until_ = {};
+    lk.unlock();
+    const auto now = Clock::now();
+    if (now < rest_until && wake_.wait_for(std::chrono::ceil<std::chrono::milliseconds>(rest_until - now)))
+      return wake_.take();
+  }
 
   bool changed = false;
   while (!changed) {

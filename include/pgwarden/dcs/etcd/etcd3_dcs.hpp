@@ -30,6 +30,11 @@ Etcd3Options etcd3_options_from(const config::Config& cfg);
 
 class Etcd3Dcs final : public Dcs {
  public:
+  // How long a leader's watch lets the replicas' answers to its status write gather (watch()),
+  // with room: each replica wakes on the status event, pauses 20 ms, runs a cycle and writes
+  // its member key.
+  static constexpr auto kMemberAnswerWindow = std::chrono::milliseconds(100);
+
   explicit Etcd3Dcs(Etcd3Options opts);
   ~Etcd3Dcs() override = default;
 
@@ -106,6 +111,9 @@ class Etcd3Dcs final : public Dcs {
   std::optional<Clock::time_point> leader_wait_limit_locked(bool renewing) const;
   // Writes the status document (unless it already says `lsn`); a pending one is then done.
   Status write_status_locked(int64_t lsn, std::optional<Clock::time_point> deadline);
+  // A leader that wrote its status hears the echo, then each replica's member key (the
+  // replicas wake on a status change and write their new WAL position): see watch().
+  void expect_member_answers_locked();
   // Writes the status update_leader left pending, if we still lead on our lease.
   void flush_status_locked();
   Status put_cas(const char* rel, const std::string& value, std::optional<int64_t> index);
@@ -142,6 +150,9 @@ class Etcd3Dcs final : public Dcs {
   // We may have put the leader key on our lease (acquired or renewed it, and neither released
   // nor lost it since): keep_member_alive() must not renew that lease.
   bool leader_on_lease_ = false;
+  // Until then the watch lets what arrives wait (watch()); set by expect_member_answers_locked.
+  Clock::time_point watch_rest_until_{};
+
 
   // The cluster prefix as etcd last reported it. `cache_live_`: the open watch stream started
   // right after the range read that filled it, so the cache is complete and load_cluster()
