@@ -1,7 +1,6 @@
 #include "pgwarden/util/plain_json.hpp"
 
 #include <charconv>
-#include <cmath>
 #include <cstdint>
 
 namespace pgwarden::util {
@@ -10,9 +9,9 @@ using nlohmann::json;
 
 namespace {
 
-class PlainReader {
+class PlainReader : PlainJsonCursor {
  public:
-  explicit PlainReader(std::string_view in) : p_(in.data()), end_(in.data() + in.size()) {}
+  explicit PlainReader(std::string_view in) : PlainJsonCursor(in) {}
 
   // The value at the start of the text, and where it ends (text after it is not looked at).
   std::optional<json> run_prefix(size_t* used) {
@@ -34,30 +33,6 @@ class PlainReader {
   // Deeper texts go to nlohmann (recursion here is bounded; nlohmann's is its own business).
   static constexpr int kMaxDepth = 64;
 
-  void skip_space() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
-  }
-  bool take(char c) {
-    skip_space();
-    if (p_ >= end_ || *p_ != c) return false;
-    ++p_;
-    return true;
-  }
-  // Printable ASCII without escapes: text that needs no decoding and no UTF-8 check.
-  bool string(std::string_view& out) {
-    if (p_ >= end_ || *p_ != '"') return false;
-    const char* begin = ++p_;
-    while (p_ < end_) {
-      const auto c = static_cast<unsigned char>(*p_);
-      if (c == '"') break;
-      if (c == '\\' || c < 0x20 || c > 0x7e) return false;
-      ++p_;
-    }
-    if (p_ >= end_) return false;
-    out = std::string_view(begin, static_cast<size_t>(p_ - begin));
-    ++p_;
-    return true;
-  }
   bool literal(std::string_view word) {
     if (static_cast<size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
     p_ += word.size();
@@ -83,22 +58,16 @@ class PlainReader {
       if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
       if (!skip_digits()) return false;
     }
-    if (p_ != integer_end) {
-      double v = 0;
-      auto [end, ec] = std::from_chars(begin, p_, v);
-      if (ec != std::errc() || end != p_ || !std::isfinite(v)) return false;
-      out = v;
-    } else if (negative) {
-      int64_t v = 0;
-      auto [end, ec] = std::from_chars(begin, p_, v);
-      if (ec != std::errc() || end != p_) return false;
-      out = v;
-    } else {
-      uint64_t v = 0;
-      auto [end, ec] = std::from_chars(digits, p_, v);
-      if (ec != std::errc() || end != p_) return false;
-      out = v;
-    }
+    if (p_ != integer_end) return store<double>(begin, out);
+    return negative ? store<int64_t>(begin, out) : store<uint64_t>(digits, out);
+  }
+  // The number from `from` to here as a T, if it fits one.
+  template <class T>
+  bool store(const char* from, json& out) {
+    T v{};
+    auto [end, ec] = std::from_chars(from, p_, v);
+    if (ec != std::errc() || end != p_) return false;
+    out = v;
     return true;
   }
   // At least one digit passed.
@@ -160,9 +129,6 @@ class PlainReader {
     } while (take(','));
     return take(']');
   }
-
-  const char* p_;
-  const char* end_;
 };
 
 }  // namespace

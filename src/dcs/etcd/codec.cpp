@@ -2,10 +2,10 @@
 
 #include <boost/beast/core/detail/base64.hpp>
 
-#include "pgwarden/util/plain_json.hpp"
-
 #include <cctype>
 #include <charconv>
+
+#include "pgwarden/util/plain_json.hpp"
 
 namespace pgwarden::dcs::etcd {
 
@@ -137,9 +137,9 @@ class KeepAliveSax {
 // objects, printable ASCII strings without escapes, and integers; nothing else. nullopt for anything outside
 // that (escapes, arrays, literals, floats, an "error" member, no "result", a bad TTL):
 // nlohmann's SAX parse (KeepAliveSax) then decides, so both read every answer alike.
-class PlainKeepAliveScan {
+class PlainKeepAliveScan : util::PlainJsonCursor {
  public:
-  explicit PlainKeepAliveScan(std::string_view in) : p_(in.data()), end_(in.data() + in.size()) {}
+  explicit PlainKeepAliveScan(std::string_view in) : PlainJsonCursor(in) {}
 
   std::optional<KeepAliveAnswer> run() {
     if (!object(0) || !has_result_) return std::nullopt;
@@ -149,36 +149,12 @@ class PlainKeepAliveScan {
  private:
   static constexpr int kMaxDepth = 8;
 
-  void skip_space() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
-  }
-  bool take(char c) {
-    skip_space();
-    if (p_ >= end_ || *p_ != c) return false;
-    ++p_;
-    return true;
-  }
-  // A string of printable ASCII without escapes (nlohmann checks UTF-8 and escapes): its text
-  // without the quotes.
-  bool string(std::string_view& out) {
-    skip_space();
-    if (p_ >= end_ || *p_ != '"') return false;
-    const char* begin = ++p_;
-    while (p_ < end_ && *p_ != '"') {
-      const auto c = static_cast<unsigned char>(*p_);
-      if (c == '\\' || c < 0x20 || c > 0x7e) return false;
-      ++p_;
-    }
-    if (p_ >= end_) return false;
-    out = std::string_view(begin, static_cast<size_t>(p_ - begin));
-    ++p_;
-    return true;
-  }
   bool object(int depth) {
     if (depth >= kMaxDepth || !take('{')) return false;
     if (take('}')) return true;
     do {
       std::string_view key;
+      skip_space();
       if (!string(key) || !take(':')) return false;
       if (depth == 0 && key == "error") return false;
       if (depth == 0 && key == "result") has_result_ = true;
@@ -215,8 +191,6 @@ class PlainKeepAliveScan {
     return true;
   }
 
-  const char* p_;
-  const char* end_;
   std::string_view keys_[kMaxDepth];
   bool has_result_ = false;
   KeepAliveAnswer answer_;

@@ -153,7 +153,6 @@ class Etcd3Dcs final : public Dcs {
   // Until then the watch lets what arrives wait (watch()); set by expect_member_answers_locked.
   Clock::time_point watch_rest_until_{};
 
-
   // The cluster prefix as etcd last reported it. `cache_live_`: the open watch stream started
   // right after the range read that filled it, so the cache is complete and load_cluster()
   // answers from it. Any end of that stream ends this: the next load reads etcd again (etcd
