@@ -38,43 +38,23 @@ class PlainReader : PlainJsonCursor {
     p_ += word.size();
     return true;
   }
-  // JSON's number grammar. Integers as nlohmann types them (unsigned when not negative,
-  // signed when negative); fractions and exponents as a double, correctly rounded as
-  // nlohmann's strtod rounds them. What does not fit its type goes to nlohmann.
+  // Integers as nlohmann types them (unsigned when not negative, signed when negative);
+  // fractions and exponents as a double, correctly rounded as nlohmann's strtod rounds them.
+  // What does not fit its type goes to nlohmann.
   bool number(json& out) {
-    const char* begin = p_;
-    const bool negative = p_ < end_ && *p_ == '-';
-    if (negative) ++p_;
-    const char* digits = p_;
-    skip_digits();
-    if (p_ == digits || (p_ - digits > 1 && *digits == '0')) return false;  // none, or a leading zero
-    const char* integer_end = p_;
-    if (p_ < end_ && *p_ == '.') {
-      ++p_;
-      if (!skip_digits()) return false;
-    }
-    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
-      ++p_;
-      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
-      if (!skip_digits()) return false;
-    }
-    if (p_ != integer_end) return store<double>(begin, out);
-    return negative ? store<int64_t>(begin, out) : store<uint64_t>(digits, out);
+    std::string_view text;
+    bool integer = false;
+    if (!number_token(text, integer)) return false;
+    if (!integer) return store<double>(text, out);
+    return text[0] == '-' ? store<int64_t>(text, out) : store<uint64_t>(text, out);
   }
-  // The number from `from` to here as a T, if it fits one.
   template <class T>
-  bool store(const char* from, json& out) {
+  static bool store(std::string_view text, json& out) {
     T v{};
-    auto [end, ec] = std::from_chars(from, p_, v);
-    if (ec != std::errc() || end != p_) return false;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size()) return false;
     out = v;
     return true;
-  }
-  // At least one digit passed.
-  bool skip_digits() {
-    const char* from = p_;
-    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
-    return p_ != from;
   }
   bool value(json& out, int depth) {
     skip_space();

@@ -17,9 +17,9 @@
 
 namespace pgwarden::util {
 
-// The plain subset's lexing: whitespace, one character, a string. The reader below and the
-// readers that pick a few fields without building a document (etcd's keep-alive answer) share
-// it, so they take the same texts.
+// The plain subset's lexing: whitespace, one character, a string, a number. The reader below
+// and the readers that pick a few fields without building a document (etcd's keep-alive
+// answer) share it, so they take the same texts.
 class PlainJsonCursor {
  public:
   explicit PlainJsonCursor(std::string_view in) : p_(in.data()), end_(in.data() + in.size()) {}
@@ -50,6 +50,33 @@ class PlainJsonCursor {
     out = std::string_view(begin, static_cast<size_t>(p_ - begin));
     ++p_;
     return true;
+  }
+  // The number starting right here, by JSON's grammar (no leading zero, digits after a point
+  // and in an exponent): its text, and whether it is an integer (no fraction, no exponent).
+  bool number_token(std::string_view& out, bool& integer) {
+    const char* begin = p_;
+    if (p_ < end_ && *p_ == '-') ++p_;
+    const char* digits = p_;
+    if (!skip_digits() || (p_ - digits > 1 && *digits == '0')) return false;
+    const char* integer_end = p_;
+    if (p_ < end_ && *p_ == '.') {
+      ++p_;
+      if (!skip_digits()) return false;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (!skip_digits()) return false;
+    }
+    integer = p_ == integer_end;
+    out = std::string_view(begin, static_cast<size_t>(p_ - begin));
+    return true;
+  }
+  // At least one digit passed.
+  bool skip_digits() {
+    const char* from = p_;
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    return p_ != from;
   }
 
   const char* p_;

@@ -174,14 +174,9 @@ class PlainKeepAliveScan : util::PlainJsonCursor {
       if (!string(text)) return false;
       if (!target) return true;
     } else {
-      const char* begin = p_;
-      if (*p_ == '-') ++p_;
-      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
-      text = std::string_view(begin, static_cast<size_t>(p_ - begin));
       // An integer only: no fraction, exponent or literal (true, null, ...) goes this way.
-      const std::string_view digits = text.substr(!text.empty() && text[0] == '-' ? 1 : 0);
-      if (digits.empty() || (digits.size() > 1 && digits[0] == '0')) return false;  // as JSON has it
-      if (p_ < end_ && (*p_ == '.' || std::isalpha(static_cast<unsigned char>(*p_)))) return false;
+      bool integer = false;
+      if (!number_token(text, integer) || !integer) return false;
       if (!target) return true;
     }
     int64_t v = 0;
